@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// The `glm46v` command: runs the compiled CLI when the package is built, else the TypeScript source through tsx.
+const fs = require('fs');
+const path = require('path');
+const compiled = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
+const source = path.join(__dirname, '..', 'cli', 'main.ts');
+if (fs.existsSync(source)) {
+  require('tsx/cjs');
+  require(source);
+} else {
+  require(compiled);
+}

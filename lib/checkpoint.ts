@@ -1,0 +1,138 @@
+// Hugging Face checkpoint folders: model.safetensors or sharded through model.safetensors.index.json.
+// Weights are read one tensor at a time and copied straight into the module's parameters.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError, isObject, readJson } from './config';
+import type { Module } from './module';
+import { HostTensor, SafetensorsFile, TensorInfo } from './safetensors';
+
+export class WeightLoadError extends Error {
+  override name = 'WeightLoadError';
+}
+
+/** Lazy access to the tensors of a checkpoint folder (or of one .safetensors file). */
+export class CheckpointReader {
+  private readonly files = new Map<string, SafetensorsFile>();
+  private readonly where = new Map<string, string>();
+
+  constructor(readonly location: string) {
+    if (!fs.existsSync(location)) throw new WeightLoadError(`${location}: no such file or folder`);
+    if (fs.statSync(location).isFile()) {
+      this.index(location);
+      return;
+    }
+    const indexFile = path.join(location, 'model.safetensors.index.json');
+    const single = path.join(location, 'model.safetensors');
+    if (fs.existsSync(indexFile)) {
+      const idx = readJson(indexFile);
+      if (!isObject(idx) || !isObject(idx.weight_map)) throw new ConfigError(`${indexFile}: weight_map: expected an object`);
+      const shards = new Set(Object.values(idx.weight_map as Record<string, string>));
+      for (const shard of shards) {
+        const f = path.join(location, shard);
+        if (!fs.existsSync(f)) throw new WeightLoadError(`${indexFile}: shard ${shard} is missing`);
+        this.index(f);
+      }
+      for (const [k, shard] of Object.entries(idx.weight_map as Record<string, string>)) {
+        if (this.where.get(k) !== path.join(location, shard)) {
+          throw new WeightLoadError(`${indexFile}: '${k}' is mapped to ${shard}, which does not hold it`);
+        }
+      }
+    } else if (fs.existsSync(single)) {
+      this.index(single);
+    } else {
+      throw new WeightLoadError(`${location}: no model.safetensors or model.safetensors.index.json`);
+    }
+  }
+
+  private index(file: string): void {
+    const f = new SafetensorsFile(file);
+    this.files.set(file, f);
+    for (const k of f.keys()) {
+      if (this.where.has(k)) throw new WeightLoadError(`'${k}' appears in both ${this.where.get(k)} and ${file}`);
+      this.where.set(k, file);
+    }
+  }
+
+  keys(): string[] {
+    return [...this.where.keys()];
+  }
+
+  has(key: string): boolean {
+    return this.where.has(key);
+  }
+
+  info(key: string): TensorInfo {
+    return this.file(key).info(key);
+  }
+
+  read(key: string): HostTensor {
+    return this.file(key).read(key);
+  }
+
+  /** One tensor as a tf.Tensor (the caller disposes it). */
+  tensor(key: string): tf.Tensor {
+    const h = this.read(key);
+    return tf.tensor(h.data, h.shape, h.dtype);
+  }
+
+  private file(key: string): SafetensorsFile {
+    const f = this.where.get(key);
+    if (!f) throw new WeightLoadError(`${this.location}: no tensor '${key}'`);
+    return this.files.get(f)!;
+  }
+
+  close(): void {
+    for (const f of this.files.values()) f.close();
+  }
+}
+
+function listKeys(title: string, keys: string[]): string {
+  const shown = keys.slice(0, 10).join(', ');
+  return `${title} (${keys.length}): ${shown}${keys.length > 10 ? `, ... and ${keys.length - 10} more` : ''}`;
+}
+
+export interface LoadOptions {
+  /** Error on unexpected keys (missing and wrong-shaped keys are always errors). Default true. */
+  strict?: boolean;
+  /** Only checkpoint keys under this prefix are considered, with the prefix removed ('model.language_model.'). */
+  prefix?: string;
+  /** Checkpoint keys to skip silently (non-persistent buffers such as rotary inv_freq). */
+  ignore?: (key: string) => boolean;
+}
+
+/**
+ * Loads every parameter of `model` from `reader`, checking the whole key set and every shape first.
+ * Errors list the missing, unexpected and wrong-shaped keys.
+ */
+export function loadWeights(model: Module, reader: CheckpointReader, opts: LoadOptions = {}): void {
+  const strict = opts.strict ?? true;
+  const prefix = opts.prefix ?? '';
+  const params = model.namedParams();
+  const available = new Map<string, string>();
+  for (const k of reader.keys()) {
+    if (!k.startsWith(prefix)) continue;
+    const local = k.slice(prefix.length);
+    if (opts.ignore?.(local)) continue;
+    available.set(local, k);
+  }
+  const missing = [...params.keys()].filter((k) => !available.has(k));
+  const unexpected = [...available.keys()].filter((k) => !params.has(k));
+  const wrongShape: string[] = [];
+  for (const [k, p] of params) {
+    const src = available.get(k);
+    if (src === undefined) continue;
+    const shape = reader.info(src).shape;
+    if (!tf.util.arraysEqual(shape, p.shape)) wrongShape.push(`${src}: expected ${JSON.stringify(p.shape)}, got ${JSON.stringify(shape)}`);
+  }
+  const problems: string[] = [];
+  if (missing.length) problems.push(listKeys('Missing parameters', missing.map((k) => prefix + k)));
+  if (strict && unexpected.length) problems.push(listKeys('Received parameters not in model', unexpected.map((k) => prefix + k)));
+  if (wrongShape.length) problems.push(listKeys('Wrong shapes', wrongShape));
+  if (problems.length) throw new WeightLoadError(`${reader.location}: ${problems.join('; ')}`);
+  for (const [k, p] of params) {
+    const t = reader.tensor(available.get(k)!);
+    p.set(t);
+    t.dispose();
+  }
+}

@@ -1,0 +1,61 @@
+// Small helpers for reading JSON configs with errors that name the file and the key path.
+import * as fs from 'fs';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses a JSON file; errors name the file. */
+export function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export type Json = Record<string, unknown>;
+
+export function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Typed field readers: each takes the object, its key path (for messages), the key and a default. */
+export function num(o: Json, at: string, key: string, def?: number): number {
+  const v = o[key] ?? def;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${at}${key}: expected a number, got ${JSON.stringify(o[key])}`);
+  return v;
+}
+
+export function int(o: Json, at: string, key: string, def?: number, min = 0): number {
+  const v = num(o, at, key, def);
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`${at}${key}: expected an integer >= ${min}, got ${v}`);
+  return v;
+}
+
+export function str(o: Json, at: string, key: string, def?: string): string {
+  const v = o[key] ?? def;
+  if (typeof v !== 'string') throw new ConfigError(`${at}${key}: expected a string, got ${JSON.stringify(o[key])}`);
+  return v;
+}
+
+export function bool(o: Json, at: string, key: string, def?: boolean): boolean {
+  const v = o[key] ?? def;
+  if (typeof v !== 'boolean') throw new ConfigError(`${at}${key}: expected true or false, got ${JSON.stringify(o[key])}`);
+  return v;
+}
+
+/** An int or a list of ints (eos_token_id), returned as a list. */
+export function intList(o: Json, at: string, key: string, def: number[] = []): number[] {
+  const v = o[key];
+  if (v === undefined || v === null) return def;
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.every((x) => Number.isInteger(x))) throw new ConfigError(`${at}${key}: expected an integer or a list of integers, got ${JSON.stringify(v)}`);
+  return list as number[];
+}

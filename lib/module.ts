@@ -1,0 +1,126 @@
+// Module base: a tree whose parameter names are exactly the checkpoint keys.
+// Parameters are created on load (or by initWeights), so a checkpoint is never held twice in memory.
+import * as tf from '@tensorflow/tfjs';
+
+export type Init = 'normal' | 'zeros' | 'ones';
+
+let variableCounter = 0;
+
+/** One named weight of a module: its checkpoint shape, and the tf.Variable once loaded or initialised. */
+export class Parameter {
+  private v: tf.Variable | undefined;
+
+  constructor(readonly shape: number[], readonly init: Init, readonly key: string) {}
+
+  get value(): tf.Variable {
+    if (!this.v) throw new Error(`parameter ${this.key} ${JSON.stringify(this.shape)} has not been loaded or initialised`);
+    return this.v;
+  }
+
+  get isSet(): boolean {
+    return this.v !== undefined;
+  }
+
+  /** Copies `t` into this parameter (creating its variable the first time). The caller keeps ownership of `t`. */
+  set(t: tf.Tensor): void {
+    if (!tf.util.arraysEqual(t.shape, this.shape)) {
+      throw new Error(`${this.key}: expected ${JSON.stringify(this.shape)}, got ${JSON.stringify(t.shape)}`);
+    }
+    const x = t.dtype === 'float32' ? t : tf.cast(t, 'float32');
+    if (this.v) this.v.assign(x);
+    else this.v = tf.variable(x, true, `${this.key}#${variableCounter++}`);
+    if (x !== t) x.dispose();
+  }
+
+  dispose(): void {
+    this.v?.dispose();
+    this.v = undefined;
+  }
+}
+
+export abstract class Module {
+  private readonly entries = new Map<string, Module | Parameter>();
+
+  /** Registers a child module under its checkpoint key; returns it for field assignment. */
+  protected register<T extends Module>(key: string, child: T): T {
+    this.entries.set(key, child);
+    return child;
+  }
+
+  /** Declares a parameter with its checkpoint key and shape ([out, in] for linears, as in PyTorch). */
+  protected param(key: string, shape: number[], init: Init = 'normal'): Parameter {
+    const p = new Parameter(shape, init, key);
+    this.entries.set(key, p);
+    return p;
+  }
+
+  /** Every parameter under this module, keyed by its full checkpoint path. */
+  namedParams(prefix = ''): Map<string, Parameter> {
+    const out = new Map<string, Parameter>();
+    for (const [k, e] of this.entries) {
+      const key = prefix + k;
+      if (e instanceof Parameter) out.set(key, e);
+      else for (const [kk, p] of e.namedParams(key + '.')) out.set(kk, p);
+    }
+    return out;
+  }
+
+  /** The loaded variables keyed by checkpoint path: drives loading, LoRA targeting, optimizers and saving. */
+  namedParameters(prefix = ''): Map<string, tf.Variable> {
+    return new Map([...this.namedParams(prefix)].map(([k, p]) => [k, p.value]));
+  }
+
+  /** Every sub-module keyed by its module path ('' is this module). */
+  namedModules(prefix = ''): Map<string, Module> {
+    const out = new Map<string, Module>([[prefix.replace(/\.$/, ''), this]]);
+    for (const [k, e] of this.entries) {
+      if (e instanceof Module) for (const [kk, m] of e.namedModules(prefix + k + '.')) out.set(kk, m);
+    }
+    return out;
+  }
+
+  numParameters(): number {
+    let n = 0;
+    for (const p of this.namedParams().values()) n += p.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /**
+   * Random initialisation as HF's `_init_weights`: normal(0, std) weights, zero biases, unit norm weights.
+   * `seed` makes it reproducible.
+   */
+  initWeights(opts: { std?: number; seed?: number } = {}): this {
+    const std = opts.std ?? 0.02;
+    let seed = opts.seed ?? 0;
+    for (const p of this.namedParams().values()) {
+      const t = tf.tidy(() =>
+        p.init === 'zeros' ? tf.zeros(p.shape) : p.init === 'ones' ? tf.ones(p.shape) : tf.randomNormal(p.shape, 0, std, 'float32', seed++),
+      );
+      p.set(t);
+      t.dispose();
+    }
+    return this;
+  }
+
+  dispose(): void {
+    for (const p of this.namedParams().values()) p.dispose();
+  }
+}
+
+/** A numbered list of modules (`layers.0`, `layers.1`, ...), as torch.nn.ModuleList. */
+export class ModuleList<T extends Module> extends Module implements Iterable<T> {
+  readonly items: T[];
+
+  constructor(items: T[]) {
+    super();
+    this.items = items.map((m, i) => this.register(String(i), m));
+  }
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  [Symbol.iterator](): Iterator<T> {
+    return this.items[Symbol.iterator]();
+  }
+}

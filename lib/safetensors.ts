@@ -1,0 +1,265 @@
+// safetensors reader (validated header, lazy per-tensor reads) and atomic writer.
+// Format: u64 LE header length N, N bytes of JSON, then the raw little-endian row-major data.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<StDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorInfo {
+  dtype: StDtype;
+  shape: number[];
+  /** byte offsets relative to the start of the data section */
+  data_offsets: [number, number];
+}
+
+/** A tensor read from disk: floats become Float32Array, integers Int32Array, bool/u8 Uint8Array. */
+export interface HostTensor {
+  dtype: 'float32' | 'int32' | 'bool';
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array;
+}
+
+export class SafetensorsError extends Error {
+  override name = 'SafetensorsError';
+}
+
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** An open safetensors file; tensors are read one at a time with positioned reads. */
+export class SafetensorsFile {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly metadata!: Record<string, string>;
+  private readonly dataStart!: number;
+  private fd: number | undefined;
+
+  constructor(readonly file: string) {
+    this.fd = fs.openSync(file, 'r');
+    try {
+      const fileSize = fs.fstatSync(this.fd).size;
+      const fail = (msg: string): never => {
+        throw new SafetensorsError(`${file}: ${msg}`);
+      };
+      if (fileSize < 8) fail(`truncated: ${fileSize} bytes, smaller than the 8-byte header length`);
+      const lenBuf = Buffer.alloc(8);
+      fs.readSync(this.fd, lenBuf, 0, 8, 0);
+      const n = lenBuf.readBigUInt64LE(0);
+      if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+      if (Number(n) + 8 > fileSize) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`);
+      const hb = Buffer.alloc(Number(n));
+      fs.readSync(this.fd, hb, 0, hb.length, 8);
+      let header: Record<string, unknown>;
+      try {
+        header = JSON.parse(hb.toString('utf8'));
+      } catch (e) {
+        return fail(`header is not valid JSON (${(e as Error).message})`);
+      }
+      if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+      this.dataStart = 8 + Number(n);
+      const dataBytes = fileSize - this.dataStart;
+      this.metadata = (header.__metadata__ as Record<string, string>) ?? {};
+      const spans: Array<[number, number, string]> = [];
+      for (const [name, raw] of Object.entries(header)) {
+        if (name === '__metadata__') continue;
+        const info = raw as TensorInfo;
+        if (!info || !(info.dtype in DTYPE_BYTES)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(info?.dtype)}`);
+        if (!Array.isArray(info.shape) || info.shape.some((d) => !Number.isInteger(d) || d < 0)) {
+          fail(`tensor '${name}': bad shape ${JSON.stringify(info.shape)}`);
+        }
+        const [s, e] = info.data_offsets ?? [];
+        if (!Number.isInteger(s) || !Number.isInteger(e) || s! < 0 || e! < s!) {
+          fail(`tensor '${name}': bad data_offsets ${JSON.stringify(info.data_offsets)}`);
+        }
+        if (e! > dataBytes) fail(`tensor '${name}': data_offsets [${s}, ${e}] run past the ${dataBytes}-byte data section (truncated file?)`);
+        const want = size(info.shape) * DTYPE_BYTES[info.dtype];
+        if (e! - s! !== want) fail(`tensor '${name}': ${e! - s!} bytes for ${info.dtype}${JSON.stringify(info.shape)}, expected ${want}`);
+        spans.push([s!, e!, name]);
+        this.tensors.set(name, info);
+      }
+      spans.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < spans.length; i++) {
+        const prev = spans[i - 1]!, cur = spans[i]!;
+        if (cur[0] < prev[1]) fail(`tensors '${prev[2]}' and '${cur[2]}' overlap`);
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  keys(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (!info) throw new SafetensorsError(`${this.file}: no tensor named '${name}'`);
+    return info;
+  }
+
+  /** Raw bytes of one tensor, in a fresh (aligned) buffer. */
+  readBytes(name: string): Buffer {
+    if (this.fd === undefined) throw new SafetensorsError(`${this.file}: file is closed`);
+    const [s, e] = this.info(name).data_offsets;
+    const buf = Buffer.allocUnsafe(e - s);
+    let off = 0;
+    while (off < buf.length) {
+      const r = fs.readSync(this.fd, buf, off, Math.min(buf.length - off, 1 << 30), this.dataStart + s + off);
+      if (r <= 0) throw new SafetensorsError(`${this.file}: short read of '${name}'`);
+      off += r;
+    }
+    return buf;
+  }
+
+  /** One tensor converted to a tfjs-friendly host array (bf16/f16/f64 -> f32, i64/i16/i8 -> i32). */
+  read(name: string): HostTensor {
+    const info = this.info(name);
+    return { ...decode(this.readBytes(name), info.dtype, `${this.file}:${name}`), shape: [...info.shape] };
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+const F16_TABLE = (() => {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
+    t[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return t;
+})();
+
+export function bf16ToF32(u16: Uint16Array): Float32Array {
+  const out = new Float32Array(u16.length);
+  const o32 = new Uint32Array(out.buffer);
+  for (let i = 0; i < u16.length; i++) o32[i] = u16[i]! << 16;
+  return out;
+}
+
+/** float32 -> bfloat16 with round-to-nearest-even (as torch's .to(torch.bfloat16)). */
+export function f32ToBf16(f32: Float32Array): Uint16Array {
+  const u32 = new Uint32Array(f32.buffer, f32.byteOffset, f32.length);
+  const out = new Uint16Array(f32.length);
+  for (let i = 0; i < f32.length; i++) {
+    const x = u32[i]!;
+    if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) out[i] = (x >>> 16) | 0x40;
+    else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+function decode(buf: Buffer, dtype: StDtype, where: string): Omit<HostTensor, 'shape'> {
+  const view = <T>(C: { new (b: ArrayBuffer, o: number, n: number): T }, bytes: number) =>
+    new C(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength / bytes);
+  switch (dtype) {
+    case 'F32': return { dtype: 'float32', data: view(Float32Array, 4) };
+    case 'BF16': return { dtype: 'float32', data: bf16ToF32(view(Uint16Array, 2)) };
+    case 'F16': return { dtype: 'float32', data: Float32Array.from(view(Uint16Array, 2), (h) => F16_TABLE[h]!) };
+    case 'F64': return { dtype: 'float32', data: Float32Array.from(view(Float64Array, 8)) };
+    case 'I64': {
+      const b = view(BigInt64Array, 8);
+      const o = new Int32Array(b.length);
+      for (let i = 0; i < b.length; i++) {
+        const v = b[i]!;
+        if (v > 2147483647n || v < -2147483648n) throw new SafetensorsError(`${where}: I64 value ${v} does not fit in int32`);
+        o[i] = Number(v);
+      }
+      return { dtype: 'int32', data: o };
+    }
+    case 'I32': return { dtype: 'int32', data: view(Int32Array, 4) };
+    case 'I16': return { dtype: 'int32', data: Int32Array.from(view(Int16Array, 2)) };
+    case 'I8': return { dtype: 'int32', data: Int32Array.from(view(Int8Array, 1)) };
+    case 'U8': return { dtype: 'int32', data: Int32Array.from(view(Uint8Array, 1)) };
+    case 'BOOL': return { dtype: 'bool', data: view(Uint8Array, 1) };
+  }
+}
+
+/** A tensor to write: data in the dtype named (F32 from Float32Array, BF16 converted from Float32Array). */
+export interface WriteTensor {
+  dtype: 'F32' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL';
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array | BigInt64Array;
+}
+
+function encode(t: WriteTensor, name: string): Buffer {
+  const n = size(t.shape);
+  if (t.data.length !== n) throw new SafetensorsError(`tensor '${name}': ${t.data.length} values for shape ${JSON.stringify(t.shape)}`);
+  let arr: ArrayBufferView;
+  switch (t.dtype) {
+    case 'BF16': arr = f32ToBf16(t.data as Float32Array); break;
+    case 'I64': arr = t.data instanceof BigInt64Array ? t.data : BigInt64Array.from(t.data as Int32Array, (v) => BigInt(v)); break;
+    default: arr = t.data;
+  }
+  return Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength);
+}
+
+/**
+ * Writes a safetensors file atomically (temporary file, fsync, rename). `tensors` may be a lazy iterable
+ * of [name, producer] pairs so that only one tensor's bytes are in memory at a time.
+ */
+export function writeSafetensors(
+  file: string,
+  tensors: Iterable<[string, WriteTensor | (() => WriteTensor)]>,
+  metadata: Record<string, string> = {},
+  shapes?: Map<string, { dtype: WriteTensor['dtype']; shape: number[] }>,
+): void {
+  const entries = [...tensors];
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let off = 0;
+  const resolved: Array<WriteTensor | undefined> = [];
+  for (const [name, t] of entries) {
+    // The header needs every shape up front: take it from `shapes` when producers are lazy.
+    const known = shapes?.get(name);
+    const eager = typeof t === 'function' ? (known ? undefined : t()) : t;
+    const meta = eager ?? known!;
+    const bytes = size(meta.shape) * DTYPE_BYTES[meta.dtype];
+    header[name] = { dtype: meta.dtype, shape: meta.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+    resolved.push(eager);
+  }
+  let hs = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(hs)) % 8) hs += ' ';
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(Buffer.byteLength(hs)));
+    fs.writeSync(fd, len);
+    fs.writeSync(fd, hs);
+    entries.forEach(([name, t], i) => {
+      const w = resolved[i] ?? (t as () => WriteTensor)();
+      const expected = header[name] as TensorInfo;
+      if (JSON.stringify(w.shape) !== JSON.stringify(expected.shape) || w.dtype !== expected.dtype) {
+        throw new SafetensorsError(`tensor '${name}': produced ${w.dtype}${JSON.stringify(w.shape)}, announced ${expected.dtype}${JSON.stringify(expected.shape)}`);
+      }
+      fs.writeSync(fd, encode(w, name));
+    });
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+}
+
+/** Reads every tensor of a (small) file into host arrays: for reference files and tests. */
+export function readAllSafetensors(file: string): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+  const f = new SafetensorsFile(file);
+  try {
+    const tensors = new Map<string, HostTensor>();
+    for (const k of f.keys()) tensors.set(k, f.read(k));
+    return { tensors, metadata: f.metadata };
+  } finally {
+    f.close();
+  }
+}
