@@ -85,6 +85,8 @@ def build(name: str) -> tuple[torch.nn.Module, Path]:
     randomize_(model, seed)
     out = model_dir(name)
     save_model(model, out)
+    from tiny_tokenizer import save_tokenizer  # imports this module's SPECIAL_TOKENS: import here, not at the top
+    save_tokenizer(out, cfg_dict["model_type"])
     # save_pretrained rewrites the config in v5 spelling: keep the v4 spelling of tiny_b as written above,
     # so the TypeScript parser is tested on both.
     if name == "tiny_b":
