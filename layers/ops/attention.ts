@@ -1,0 +1,39 @@
+// Scaled-dot-product attention with an additive mask and grouped-query heads, as eager_attention_forward +
+// repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * softmax(q k^T * scale + mask) v, with the softmax in float32.
+ * q [B, H, L, Dh]; k, v [B, Hkv, S, Dh] with H = Hkv * G; mask [B or 1, 1, L, S] additive (0 keeps, finfo.min drops)
+ * or null. Kv head g serves q heads g*G .. (g+1)*G - 1 (repeat_kv's order).
+ * Returns [B, L, H, Dh], the layout HF's attention gives back before reshape(B, L, H*Dh).
+ *
+ * The G q heads of a kv head are folded into rows ([B*Hkv, G*L, Dh], a free reshape since their heads are adjacent),
+ * so every matMul has equal batch dims: tfjs's batchMatMul gradient breaks on broadcast batch dims.
+ */
+function scaledDotProductAttention_(
+  q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor4D | null, scale: number,
+): tf.Tensor4D {
+  const [B, H, L, Dh] = q.shape;
+  const [, Hkv, S] = k.shape;
+  tf.util.assert(
+    k.shape[0] === B && H % Hkv === 0 && k.shape[3] === Dh && tf.util.arraysEqual(k.shape, v.shape),
+    () => `attention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} do not fit`,
+  );
+  tf.util.assert(
+    mask === null || (mask.shape[1] === 1 && mask.shape[2] === L && mask.shape[3] === S && (mask.shape[0] === B || mask.shape[0] === 1)),
+    () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${S}]`,
+  );
+  const G = H / Hkv;
+  // The scale goes on q (L*Dh products) rather than on the [L, S] scores; the tiny configs' 0.25 is exact either way.
+  const qg = tf.reshape(tf.mul(q, scale), [B * Hkv, G * L, Dh]);
+  const kg = tf.reshape(k, [B * Hkv, S, Dh]);
+  const vg = tf.reshape(v, [B * Hkv, S, Dh]);
+  let scores: tf.Tensor = tf.reshape(tf.matMul(qg, kg, false, true), [B, H, L, S]);
+  if (mask) scores = tf.add(scores, mask);
+  const probs = tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S]);
+  const out = tf.reshape(tf.matMul(probs, vg), [B, H, L, Dh]);
+  return tf.transpose(out, [0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+export const scaledDotProductAttention = tf.op({ scaledDotProductAttention_ });

@@ -1,0 +1,69 @@
+// GLM text rotary ops, from transformers/models/glm4v/modeling_glm4v.py: Glm4vTextRotaryEmbedding.forward
+// (M-RoPE cos/sin with mrope_section over the frequency index) and apply_rotary_pos_emb (interleaved, partial).
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * inv_freq of compute_default_rope_parameters: 1 / theta^(2j / rotaryDim), j < rotaryDim/2, rounded as torch's
+ * float32 arithmetic rounds it.
+ */
+export function ropeInvFreq(theta: number, rotaryDim: number): Float32Array {
+  const out = new Float32Array(rotaryDim / 2);
+  for (let j = 0; j < out.length; j++) {
+    out[j] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / rotaryDim))));
+  }
+  return out;
+}
+
+/**
+ * Multimodal rotary tables as Glm4vTextRotaryEmbedding.forward returns them.
+ * positionIds [3, B, L] int (rows t, h, w); invFreq [R/2]; mropeSection sums to R/2.
+ * Frequency j in section i takes its angle from row i % 3 (chunked M-RoPE, not Qwen3-VL's interleaved one);
+ * each angle is then repeated for the (even, odd) pair it rotates.
+ * Returns cos, sin [B, L, R] = [c0, c0, c1, c1, ...].
+ */
+function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSection: number[]): [tf.Tensor3D, tf.Tensor3D] {
+  const [, B, L] = positionIds.shape;
+  const half = invFreq.shape[0];
+  tf.util.assert(
+    positionIds.shape[0] === 3 && mropeSection.reduce((a, b) => a + b, 0) === half,
+    () => `mropeCosSin: positionIds ${JSON.stringify(positionIds.shape)} must be [3, B, L] and mrope_section ${JSON.stringify(mropeSection)} must sum to ${half}`,
+  );
+  const pos = tf.cast(positionIds, 'float32');
+  const parts: tf.Tensor[] = [];
+  let start = 0;
+  mropeSection.forEach((n, i) => {
+    if (n === 0) return;
+    const row = tf.reshape(tf.slice(pos, [i % 3, 0, 0], [1, B, L]), [B, L, 1]);
+    parts.push(tf.mul(row, tf.slice(invFreq, [start], [n])));
+    start += n;
+  });
+  const freqs = parts.length === 1 ? parts[0]! : tf.concat(parts, -1); // [B, L, R/2]
+  // repeat_interleave(2): [B, L, R/2, 1] -> [B, L, R/2, 2] -> [B, L, R]
+  const pairs = (t: tf.Tensor) => tf.reshape(tf.tile(tf.expandDims(t, -1), [1, 1, 1, 2]), [B, L, 2 * half]) as tf.Tensor3D;
+  return [pairs(tf.cos(freqs)), pairs(tf.sin(freqs))];
+}
+
+/**
+ * apply_rotary_pos_emb for one of q/k, in the [B, L, H, Dh] layout that the projections give (no transpose needed).
+ * x [B, L, H, Dh]; cos, sin [B, L, R] with R <= Dh even. Dims 2j and 2j+1 of the first R rotate by angle j
+ * (rotate_half_llm: (x0, x1) -> (-x1, x0)); dims R.. pass through.
+ * Built from slice/reshape/concat/mul only, so its gradient is autodiff's (all of those have gradients on every backend).
+ */
+function applyRotaryPosEmb_(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
+  const [B, L, H, Dh] = x.shape;
+  const R = cos.shape[2];
+  tf.util.assert(
+    R % 2 === 0 && R <= Dh && cos.shape[0] === B && cos.shape[1] === L && tf.util.arraysEqual(cos.shape, sin.shape),
+    () => `applyRotaryPosEmb: x ${JSON.stringify(x.shape)} does not fit cos ${JSON.stringify(cos.shape)} / sin ${JSON.stringify(sin.shape)}`,
+  );
+  const xRot = R === Dh ? x : tf.slice(x, [0, 0, 0, 0], [B, L, H, R]);
+  const [x1, x2] = tf.split(tf.reshape(xRot, [B, L, H, R / 2, 2]), 2, -1); // even, odd dims: [B, L, H, R/2, 1]
+  const rotated = tf.reshape(tf.concat([tf.neg(x2), x1], -1), [B, L, H, R]); // rotate_half_llm
+  const c = tf.expandDims(cos, 2); // [B, L, 1, R]
+  const s = tf.expandDims(sin, 2);
+  const out = tf.add(tf.mul(xRot, c), tf.mul(rotated, s));
+  return (R === Dh ? out : tf.concat([out, tf.slice(x, [0, 0, 0, R], [B, L, H, Dh - R])], -1)) as tf.Tensor4D;
+}
+
+export const mropeCosSin = tf.op({ mropeCosSin_ });
+export const applyRotaryPosEmb = tf.op({ applyRotaryPosEmb_ });

@@ -1,0 +1,212 @@
+// Port of transformers/models/glm4v/modeling_glm4v.py (Glm4vText*): the GLM-4 text decoder of GLM-4.1V / GLM-4.6V.
+// Names match the checkpoint (model.language_model.*); leaf blocks first, the model last.
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointReader, loadWeights } from '../../lib/checkpoint';
+import { readJson } from '../../lib/config';
+import { KVCache, TextCache } from '../../lib/kv_cache';
+import { Module, ModuleList } from '../../lib/module';
+import { Embedding } from '../../layers/embedding';
+import { Linear } from '../../layers/linear';
+import { RMSNorm } from '../../layers/norms';
+import { silu } from '../../layers/ops/activations';
+import { scaledDotProductAttention } from '../../layers/ops/attention';
+import { causalMask } from '../../layers/ops/causal_mask';
+import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
+import { Glm4vTextConfig, parseGlm4vConfig } from './config';
+import { isIgnoredKey } from './weights';
+
+/** cos, sin [B, L, rotaryDim] shared by every layer of one forward */
+export type RopeCosSin = [tf.Tensor3D, tf.Tensor3D];
+
+export class Glm4vTextMLP extends Module {
+  readonly gateUpProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(cfg: Glm4vTextConfig) {
+    super();
+    this.gateUpProj = this.register('gate_up_proj', new Linear(cfg.hidden_size, 2 * cfg.intermediate_size, { bias: false }));
+    this.downProj = this.register('down_proj', new Linear(cfg.intermediate_size, cfg.hidden_size, { bias: false }));
+  }
+
+  /** [B, L, D] -> [B, L, D]; the first half of gate_up_proj is the gate */
+  forward(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [gate, up] = tf.split(this.gateUpProj.forward(x), 2, -1) as [tf.Tensor, tf.Tensor];
+      return this.downProj.forward(tf.mul(up, silu(gate))) as tf.Tensor3D;
+    });
+  }
+}
+
+export class Glm4vTextAttention extends Module {
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly oProj: Linear;
+  private readonly H: number;
+  private readonly Hkv: number;
+  private readonly Dh: number;
+
+  constructor(cfg: Glm4vTextConfig) {
+    super();
+    this.H = cfg.num_attention_heads;
+    this.Hkv = cfg.num_key_value_heads;
+    this.Dh = cfg.headDim;
+    // GLM always has q/k/v biases (no attention_bias switch) and no o_proj bias.
+    this.qProj = this.register('q_proj', new Linear(cfg.hidden_size, this.H * this.Dh, { bias: true }));
+    this.kProj = this.register('k_proj', new Linear(cfg.hidden_size, this.Hkv * this.Dh, { bias: true }));
+    this.vProj = this.register('v_proj', new Linear(cfg.hidden_size, this.Hkv * this.Dh, { bias: true }));
+    this.oProj = this.register('o_proj', new Linear(this.H * this.Dh, cfg.hidden_size, { bias: false }));
+  }
+
+  /** x [B, L, D]; mask [B, 1, L, S] additive; cache appended in place -> [B, L, D] */
+  forward(x: tf.Tensor3D, rope: RopeCosSin, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [B, L] = x.shape;
+      const [cos, sin] = rope;
+      // RoPE in the projection layout [B, L, H, Dh]; one transpose each to [B, H, L, Dh] afterwards.
+      const q = applyRotaryPosEmb(tf.reshape(this.qProj.forward(x), [B, L, this.H, this.Dh]), cos, sin);
+      const k = applyRotaryPosEmb(tf.reshape(this.kProj.forward(x), [B, L, this.Hkv, this.Dh]), cos, sin);
+      const v = tf.reshape(this.vProj.forward(x), [B, L, this.Hkv, this.Dh]);
+      let kt = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, L, Dh]
+      let vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+      if (cache) [kt, vt] = cache.updateAndFetch(kt, vt); // [B, Hkv, S, Dh]
+      const out = scaledDotProductAttention(tf.transpose(q, [0, 2, 1, 3]), kt, vt, mask, this.Dh ** -0.5); // [B, L, H, Dh]
+      return this.oProj.forward(tf.reshape(out, [B, L, this.H * this.Dh])) as tf.Tensor3D;
+    });
+  }
+}
+
+export class Glm4vTextDecoderLayer extends Module {
+  readonly selfAttn: Glm4vTextAttention;
+  readonly mlp: Glm4vTextMLP;
+  readonly inputLayernorm: RMSNorm;
+  readonly postAttentionLayernorm: RMSNorm;
+  readonly postSelfAttnLayernorm: RMSNorm;
+  readonly postMlpLayernorm: RMSNorm;
+
+  constructor(cfg: Glm4vTextConfig) {
+    super();
+    this.selfAttn = this.register('self_attn', new Glm4vTextAttention(cfg));
+    this.mlp = this.register('mlp', new Glm4vTextMLP(cfg));
+    this.inputLayernorm = this.register('input_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.postAttentionLayernorm = this.register('post_attention_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.postSelfAttnLayernorm = this.register('post_self_attn_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+    this.postMlpLayernorm = this.register('post_mlp_layernorm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps));
+  }
+
+  /** GLM's sandwich: each sublayer's output is normalized again before the residual add. [B, L, D] -> [B, L, D] */
+  forward(x: tf.Tensor3D, rope: RopeCosSin, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
+    return tf.tidy(() => {
+      const attn = this.selfAttn.forward(this.inputLayernorm.forward(x) as tf.Tensor3D, rope, mask, cache);
+      const h = tf.add(x, this.postSelfAttnLayernorm.forward(attn)) as tf.Tensor3D;
+      const mlp = this.mlp.forward(this.postAttentionLayernorm.forward(h) as tf.Tensor3D);
+      return tf.add(h, this.postMlpLayernorm.forward(mlp)) as tf.Tensor3D;
+    });
+  }
+}
+
+/** M-RoPE tables; holds no tensor (inv_freq is a small host array, a non-persistent buffer in HF). */
+export class Glm4vTextRotaryEmbedding extends Module {
+  readonly invFreq: Float32Array;
+  readonly mropeSection: number[];
+
+  constructor(cfg: Glm4vTextConfig) {
+    super();
+    this.invFreq = ropeInvFreq(cfg.rope_parameters.rope_theta, cfg.rotaryDim);
+    this.mropeSection = [...cfg.rope_parameters.mrope_section];
+  }
+
+  /** positionIds [3, B, L] -> cos, sin [B, L, rotaryDim] (attention_scaling is 1 for the default rope type) */
+  forward(positionIds: tf.Tensor3D): RopeCosSin {
+    return tf.tidy(() => mropeCosSin(positionIds, tf.tensor1d(this.invFreq), this.mropeSection));
+  }
+}
+
+export interface TextModelInputs {
+  /** [B, L] int32 (exactly one of inputIds / inputsEmbeds) */
+  inputIds?: tf.Tensor2D;
+  /** [B, L, D] */
+  inputsEmbeds?: tf.Tensor3D;
+  /** [3, B, L] int32 M-RoPE rows (t, h, w); default arange(past, past + L) on all rows */
+  positionIds?: tf.Tensor3D;
+  /** [B, past + L] 1 = token, 0 = padding; default all ones */
+  attentionMask?: tf.Tensor2D;
+  /** updated in place; owns its tensors */
+  cache?: TextCache;
+}
+
+const shape = (t: tf.Tensor) => JSON.stringify(t.shape);
+
+export class Glm4vTextModel extends Module {
+  readonly embedTokens: Embedding;
+  readonly layers: ModuleList<Glm4vTextDecoderLayer>;
+  readonly norm: RMSNorm;
+  readonly rotaryEmb: Glm4vTextRotaryEmbedding;
+
+  constructor(readonly config: Glm4vTextConfig) {
+    super();
+    this.embedTokens = this.register('embed_tokens', new Embedding(config.vocab_size, config.hidden_size));
+    const layers = Array.from({ length: config.num_hidden_layers }, () => new Glm4vTextDecoderLayer(config));
+    this.layers = this.register('layers', new ModuleList(layers));
+    this.norm = this.register('norm', new RMSNorm(config.hidden_size, config.rms_norm_eps));
+    this.rotaryEmb = this.register('rotary_emb', new Glm4vTextRotaryEmbedding(config));
+  }
+
+  /** The last hidden state after `norm`, [B, L, D]. */
+  forward(inputs: TextModelInputs): tf.Tensor3D {
+    const { cache } = inputs;
+    const [B, L] = checkInputs(inputs, this.config);
+    const past = cache?.offset ?? 0;
+    return tf.tidy(() => {
+      let h = inputs.inputsEmbeds ?? (this.embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
+      const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
+      const mask = causalMask(inputs.attentionMask ?? tf.ones([B, past + L], 'int32'), L);
+      const rope = this.rotaryEmb.forward(positionIds);
+      this.layers.items.forEach((layer, i) => {
+        h = layer.forward(h, rope, mask, cache?.layers[i]);
+      });
+      return this.norm.forward(h) as tf.Tensor3D;
+    });
+  }
+
+  /** Loads the model.language_model.* part of a full GLM-4.1V / GLM-4.6V checkpoint folder. */
+  static fromPretrained(dir: string): Glm4vTextModel {
+    const config = parseGlm4vConfig(readJson(path.join(dir, 'config.json')), path.join(dir, 'config.json'));
+    const model = new Glm4vTextModel(config.text_config);
+    const reader = new CheckpointReader(dir);
+    try {
+      loadWeights(model, reader, { prefix: 'model.language_model.', ignore: isIgnoredKey, strict: true });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      reader.close();
+    }
+    return model;
+  }
+}
+
+/** Boundary checks of TextModelInputs (shapes only, no data read); returns [B, L]. */
+function checkInputs(inputs: TextModelInputs, cfg: Glm4vTextConfig): [number, number] {
+  const { inputIds, inputsEmbeds, positionIds, attentionMask, cache } = inputs;
+  if ((inputIds === undefined) === (inputsEmbeds === undefined)) {
+    throw new Error('Glm4vTextModel: give exactly one of inputIds and inputsEmbeds');
+  }
+  if (inputsEmbeds && (inputsEmbeds.rank !== 3 || inputsEmbeds.shape[2] !== cfg.hidden_size)) {
+    throw new Error(`Glm4vTextModel: inputsEmbeds ${shape(inputsEmbeds)} is not [B, L, ${cfg.hidden_size}]`);
+  }
+  if (inputIds && inputIds.rank !== 2) throw new Error(`Glm4vTextModel: inputIds ${shape(inputIds)} is not [B, L]`);
+  const [B, L] = (inputIds ?? inputsEmbeds)!.shape as [number, number];
+  const past = cache?.offset ?? 0;
+  if (positionIds && !tf.util.arraysEqual(positionIds.shape, [3, B, L])) {
+    throw new Error(`Glm4vTextModel: positionIds ${shape(positionIds)} is not [3, ${B}, ${L}] (rows t, h, w)`);
+  }
+  if (attentionMask && !tf.util.arraysEqual(attentionMask.shape, [B, past + L])) {
+    throw new Error(`Glm4vTextModel: attentionMask ${shape(attentionMask)} is not [${B}, ${past + L}] (past ${past} + ${L} new tokens)`);
+  }
+  if (cache && cache.layers.length !== cfg.num_hidden_layers) {
+    throw new Error(`Glm4vTextModel: cache has ${cache.layers.length} layers, the model ${cfg.num_hidden_layers}`);
+  }
+  return [B, L];
+}
