@@ -23,6 +23,8 @@ export interface Glm4vVisionConfig {
   headDim: number;
   /** side of the learned position table: sqrt(num_positions) */
   numPositionsSide: number;
+  /** the 2-D vision rotary: v5 `rope_parameters` (rope_type 'axial'), default theta 10000 */
+  rope_parameters: { rope_type: 'axial'; rope_theta: number };
 }
 
 export interface RopeParameters {
@@ -77,7 +79,7 @@ export type Glm46VConfig = Glm4vConfig;
 const VISION_KEYS = new Set([
   'model_type', 'depth', 'hidden_size', 'hidden_act', 'attention_bias', 'attention_dropout', 'num_heads', 'in_channels',
   'image_size', 'patch_size', 'rms_norm_eps', 'spatial_merge_size', 'temporal_patch_size', 'out_hidden_size',
-  'intermediate_size', 'initializer_range', 'hidden_dropout_prob', 'dtype', 'torch_dtype',
+  'intermediate_size', 'initializer_range', 'hidden_dropout_prob', 'dtype', 'torch_dtype', 'rope_parameters', 'rope_theta',
 ]);
 
 export function parseGlm4vVisionConfig(j: Json, at = 'vision_config.'): Glm4vVisionConfig {
@@ -103,7 +105,13 @@ export function parseGlm4vVisionConfig(j: Json, at = 'vision_config.'): Glm4vVis
   if (c.image_size % c.patch_size) throw new ConfigError(`${at}image_size: ${c.image_size} is not a multiple of patch_size ${c.patch_size}`);
   const headDim = c.hidden_size / c.num_heads;
   if (headDim % 4) throw new ConfigError(`${at}hidden_size/num_heads: head dim ${headDim} must be a multiple of 4 for the 2-D rotary`);
-  return { ...c, headDim, numPositionsSide: c.image_size / c.patch_size };
+  // Glm4vVisionConfig: default_rope_type 'axial' (a 'default' rope_type is promoted to it), default_theta 10000.
+  const rp: Json = isObject(j.rope_parameters) ? j.rope_parameters : {};
+  const ropeType = rp.rope_type ?? rp.type ?? 'axial';
+  if (ropeType !== 'axial' && ropeType !== 'default') throw new ConfigError(`${at}rope_parameters.rope_type: only 'axial' is implemented, got ${JSON.stringify(ropeType)}`);
+  const theta = rp.rope_theta ?? j.rope_theta ?? 10000;
+  if (typeof theta !== 'number' || !(theta > 0)) throw new ConfigError(`${at}rope_parameters.rope_theta: expected a positive number, got ${JSON.stringify(theta)}`);
+  return { ...c, headDim, numPositionsSide: c.image_size / c.patch_size, rope_parameters: { rope_type: 'axial', rope_theta: theta } };
 }
 
 /** Reads the v5 `rope_parameters` or the v4 spellings (`rope_scaling`, top-level `rope_theta`, `partial_rotary_factor`). */

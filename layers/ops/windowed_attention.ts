@@ -1,0 +1,41 @@
+// Block-diagonal (per-span) non-causal attention over packed sequences, as Glm4vVisionAttention's non-flash path
+// (transformers/models/glm4v/modeling_glm4v.py): the tokens are split by cu_seqlens and each chunk attends to itself.
+import * as tf from '@tensorflow/tfjs';
+
+/** Checks that cuSeqlens is 0 = c0 <= c1 <= ... = n, naming the first offending entry. */
+export function checkCuSeqlens(cuSeqlens: readonly number[], n: number, who = 'cuSeqlens'): void {
+  const bad = (msg: string) => new Error(`${who} ${JSON.stringify(cuSeqlens)}: ${msg}`);
+  if (cuSeqlens.length < 2 || cuSeqlens[0] !== 0) throw bad('must start at 0 and hold at least one span');
+  for (let i = 1; i < cuSeqlens.length; i++) {
+    if (!Number.isInteger(cuSeqlens[i]) || cuSeqlens[i]! < cuSeqlens[i - 1]!) throw bad(`entry ${i} is not an integer >= the one before`);
+  }
+  if (cuSeqlens[cuSeqlens.length - 1] !== n) throw bad(`must end at the token count ${n}`);
+}
+
+/**
+ * softmax(q_s k_s^T * scale) v_s for every span s = [cuSeqlens[i], cuSeqlens[i+1]) on its own; spans never mix.
+ * q, k, v [N, H, Dh]; cuSeqlens: N-ending cumulative lengths (any number of spans, empty spans allowed).
+ * Returns [N, H, Dh]. Built from slice/transpose/matMul/softmax/concat with equal batch dims, so autodiff's gradient
+ * is correct (no broadcast batched matMul) and exactly zero across spans.
+ */
+function windowedAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSeqlens: number[], scale: number): tf.Tensor3D {
+  const [N, H, Dh] = q.shape;
+  tf.util.assert(
+    tf.util.arraysEqual(k.shape, q.shape) && tf.util.arraysEqual(v.shape, q.shape),
+    () => `windowedAttention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} must match`,
+  );
+  checkCuSeqlens(cuSeqlens, N, 'windowedAttention: cuSeqlens');
+  const outs: tf.Tensor[] = [];
+  for (let i = 0; i + 1 < cuSeqlens.length; i++) {
+    const start = cuSeqlens[i]!, L = cuSeqlens[i + 1]! - start;
+    if (L === 0) continue;
+    const span = (x: tf.Tensor3D) => tf.transpose(tf.slice(x, [start, 0, 0], [L, H, Dh]), [1, 0, 2]); // [H, L, Dh]
+    const scores = tf.mul(tf.matMul(span(q), span(k), false, true), scale); // [H, L, L]
+    const o = tf.matMul(tf.softmax(scores, -1), span(v)); // [H, L, Dh]
+    outs.push(tf.transpose(o, [1, 0, 2])); // [L, H, Dh]
+  }
+  if (outs.length === 0) return tf.zeros([0, H, Dh]);
+  return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor3D;
+}
+
+export const windowedAttention = tf.op({ windowedAttention_ });
