@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { captureOutputs } from '../../../lib/capture';
 import { CheckpointReader, loadWeights } from '../../../lib/checkpoint';
 import { readJson } from '../../../lib/config';
-import { parseGlm4vConfig } from '../../../models/glm4v/config';
+import { parseGlm4vConfig, parseGlm4vVisionConfig } from '../../../models/glm4v/config';
 import { flattenGridThw } from '../../../models/glm4v/rope_index';
-import { Glm4vVisionModel } from '../../../models/glm4v/vision';
+import { Glm4vVisionModel, Glm4vVisionRotaryEmbedding } from '../../../models/glm4v/vision';
 import type { HostTensor } from '../../../lib/safetensors';
 import { diff, expectClose } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
@@ -118,5 +118,26 @@ describe('Glm4vVisionModel (tiny_a) resources and gradients', () => {
       expect(d.some((e) => e !== 0), `${key} nonzero`).to.equal(true);
     }
     tf.dispose([x, cot, value, ...Object.values(grads)]);
+  });
+});
+
+describe('Glm4vVisionRotaryEmbedding', () => {
+  const vision = (extra: object) => parseGlm4vVisionConfig({ hidden_size: 32, num_heads: 2, ...extra });
+
+  it('reads rope_parameters.rope_theta (default 10000, rope_type axial) and rejects other rope types', () => {
+    expect(vision({}).rope_parameters).to.deep.equal({ rope_type: 'axial', rope_theta: 10000 });
+    expect(vision({ rope_parameters: { rope_type: 'axial', rope_theta: 500 } }).rope_parameters.rope_theta).to.equal(500);
+    expect(() => vision({ rope_parameters: { rope_type: 'yarn', rope_theta: 500 } })).to.throw(/vision_config.rope_parameters.rope_type: only 'axial'/);
+  });
+
+  it('uses Dh/4 frequencies 1/theta^(2j/(Dh/2)) laid out [f(h) | f(w) | f(h) | f(w)] (hand-worked, Dh 16)', () => {
+    const rot = new Glm4vVisionRotaryEmbedding(vision({}));
+    expect(Array.from(rot.invFreq)).to.deep.equal([1, 0.1, 0.01, 0.001].map(Math.fround));
+    const [cos, sin] = rot.forward(Int32Array.from([0, 2]), Int32Array.from([0, 3]));
+    const f = Array.from(rot.invFreq);
+    const angles = [...f.map((x) => Math.fround(2 * x)), ...f.map((x) => Math.fround(3 * x))];
+    expectClose(cos, [...Array(16).fill(0), ...angles, ...angles].map(Math.cos), { atol: 1e-7, label: 'cos' });
+    expectClose(sin, [...Array(16).fill(0), ...angles, ...angles].map(Math.sin), { atol: 1e-7, label: 'sin' });
+    tf.dispose([cos, sin]);
   });
 });
