@@ -18,8 +18,8 @@ function causalMask_(attentionMask: tf.Tensor2D, queryLength: number): tf.Tensor
   const keyPos = tf.reshape(tf.range(0, S, 1, 'int32'), [1, S]);
   const causal = tf.lessEqual(keyPos, queryPos); // [L, S]
   const padding = tf.reshape(tf.notEqual(attentionMask, tf.scalar(0, attentionMask.dtype)), [B, 1, 1, S]);
-  const visible = tf.logicalAnd(causal, padding); // [B, 1, L, S]
-  return tf.mul(tf.logicalNot(visible).cast('float32'), MASK_MIN) as tf.Tensor4D; // 0 or finfo.min
+  const visible = tf.logicalAnd(causal, padding) as tf.Tensor4D; // [B, 1, L, S]
+  return tf.where(visible, 0, MASK_MIN) as tf.Tensor4D; // the scalars broadcast
 }
 
 export const causalMask = tf.op({ causalMask_ });
