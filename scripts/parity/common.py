@@ -66,7 +66,7 @@ class Capture:
                 out = out[0]
             elif hasattr(out, "last_hidden_state"):
                 out = out.last_hidden_state
-            if path in self.outputs:  # called more than once (e.g. per image): keep the first
+            if f"out:{path}" in self.outputs:  # called more than once (e.g. per image): keep the first
                 return
             self.outputs[f"out:{path}"] = out.detach().clone().float()
         return hook
