@@ -1,0 +1,121 @@
+// Glm46VProcessor / Glm4vProcessor against transformers' AutoProcessor on the tiny models
+// (spec/fixtures/processor/*.safetensors from scripts/parity/cases_processor.py): ids, masks and mm_token_type_ids exact.
+import * as fs from 'fs';
+import * as path from 'path';
+import { expect } from 'chai';
+import { ChatMessage } from '../../processors/chat_template';
+import {
+  Glm46VProcessor, Glm4vProcessor, ImageFeatures, ProcessedVideo, pythonFormatFixed,
+} from '../../processors/processor';
+import { ProcessorError } from '../../processors/tokenizer';
+import { HostTensor } from '../../lib/safetensors';
+import { fixturePath, loadReference, Reference } from '../helpers/fixtures';
+
+function rows(t: HostTensor): number[][] {
+  const [B, L] = t.shape as [number, number];
+  return Array.from({ length: B }, (_, b) => Array.from(t.data.subarray(b * L, (b + 1) * L)));
+}
+
+function load(name: string): { ref: Reference; proc: Glm4vProcessor } {
+  const ref = loadReference(fixturePath('processor', `${name}.safetensors`));
+  const cls = { Glm46VProcessor, Glm4vProcessor }[ref.metadata.processor_class ?? ''];
+  if (!cls) throw new Error(`${name}: unknown processor_class ${ref.metadata.processor_class}`);
+  return { ref, proc: cls.fromPretrained(ref.modelDir) };
+}
+
+/** The reference's image grids as image processor output (pixel values are checked with the image processor). */
+function gridsOnly(ref: Reference): ImageFeatures {
+  return { pixelValues: new Float32Array(0), shape: [0, 1176], imageGridThw: rows(ref.get('proc:image_grid_thw')) };
+}
+
+function expectProcOutput(name: string, ref: Reference, out: { inputIds: number[][]; attentionMask: number[][]; mmTokenTypeIds: number[][] }): void {
+  expect(out.inputIds, `${name} input_ids`).to.deep.equal(rows(ref.get('proc:input_ids')));
+  expect(out.attentionMask, `${name} attention_mask`).to.deep.equal(rows(ref.get('proc:attention_mask')));
+  expect(out.mmTokenTypeIds, `${name} mm_token_type_ids`).to.deep.equal(rows(ref.get('proc:mm_token_type_ids')));
+}
+
+describe('processors/processor: Python float formatting', () => {
+  const cases = JSON.parse(fs.readFileSync(fixturePath('processor', 'python_format.json'), 'utf8')) as { x: string; digits: number; expected: string }[];
+  const parse = (s: string): number => ({ inf: Infinity, '-inf': -Infinity, nan: NaN } as Record<string, number>)[s] ?? Number(s);
+
+  it("formats like Python's format(x, '.Nf') on every reference value", () => {
+    expect(cases.length).to.be.greaterThan(500);
+    const bad = cases.filter((c) => pythonFormatFixed(parse(c.x), c.digits) !== c.expected);
+    expect(bad.slice(0, 5).map((c) => `${c.x} .${c.digits}f: got ${pythonFormatFixed(parse(c.x), c.digits)}, want ${c.expected}`)).to.deep.equal([]);
+  });
+
+  it('rounds the binary value half to even where toFixed does not (0.25 -> 0.2, 1.25 -> 1.2, 0.35 -> 0.3, 2.675 -> 2.7)', () => {
+    const want = ['0.25', '1.25', '0.35', '2.675'].map((x) => cases.find((c) => c.digits === 1 && c.x === x)!);
+    for (const c of want) expect(pythonFormatFixed(Number(c.x), 1), c.x).to.equal(c.expected);
+    expect(want.find((c) => c.x === '0.25')!.expected).to.not.equal((0.25).toFixed(1));
+  });
+});
+
+describe('processors/processor', () => {
+  for (const name of ['chat_text', 'chat_text_nothink', 'chat_two_images', 'chat_batch', 'chat_image_glm4v']) {
+    it(`${name}: renders the chats and gives transformers' ids, mask and mm_token_type_ids`, () => {
+      const { ref, proc } = load(name);
+      const chats = JSON.parse(ref.metadata.messages!) as ChatMessage[][];
+      const opts = JSON.parse(ref.metadata.options!) as { add_generation_prompt: boolean; enable_thinking?: boolean };
+      const text = chats.map((c) => proc.applyChatTemplate(c, {
+        addGenerationPrompt: opts.add_generation_prompt,
+        ...(opts.enable_thinking !== undefined ? { enableThinking: opts.enable_thinking } : {}),
+      }));
+      expect(text).to.deep.equal(JSON.parse(ref.metadata.text!));
+      const images = JSON.parse(ref.metadata.images!) as string[];
+      const out = proc.call({ text, ...(images.length ? { processedImages: gridsOnly(ref) } : {}) });
+      expectProcOutput(name, ref, out);
+      if (images.length) expect(out.imageGridThw).to.deep.equal(rows(ref.get('proc:image_grid_thw')));
+    });
+  }
+
+  for (const name of ['video_glm46v', 'video_glm4v']) {
+    it(`${name}: expands each video into timestamped frames as transformers does`, () => {
+      const { ref, proc } = load(name);
+      const grids = rows(ref.get('proc:video_grid_thw'));
+      const meta = JSON.parse(ref.metadata.videos!) as { fps: number | null; frames_indices: number[] }[];
+      const videos: ProcessedVideo[] = meta.map((m, i) => ({ videoGridThw: grids[i]!, fps: m.fps, framesIndices: m.frames_indices }));
+      const out = proc.call({ text: JSON.parse(ref.metadata.text!), videos: { videos } });
+      expectProcOutput(name, ref, out);
+      expect(out.mmTokenTypeIds[0]!.filter((t) => t === 2).length).to.be.greaterThan(0);
+      const label = name === 'video_glm46v' ? '0.2 seconds' : '<|end_of_image|>1<|begin_of_image|>';
+      expect(proc.decode(out.inputIds[0]!)).to.include(label);
+    });
+  }
+
+  it('consumes images in order across the batch (row 0 takes the first grid)', () => {
+    const { ref, proc } = load('chat_batch');
+    const text = JSON.parse(ref.metadata.text!) as string[];
+    const swapped = gridsOnly(ref);
+    swapped.imageGridThw.reverse();
+    const out = proc.call({ text, processedImages: swapped });
+    const counts = out.inputIds.map((r) => r.filter((id) => id === proc.imageTokenId).length);
+    expect(counts).to.deep.equal(swapped.imageGridThw.map((g) => (g[0]! * g[1]! * g[2]!) / 4));
+  });
+
+  it('names both counts when images and placeholders disagree', () => {
+    const { ref, proc } = load('chat_two_images');
+    const text = JSON.parse(ref.metadata.text!) as string[];
+    const g = gridsOnly(ref);
+    const one = { ...g, imageGridThw: g.imageGridThw.slice(0, 1) };
+    const three = { ...g, imageGridThw: [...g.imageGridThw, [1, 2, 2]] };
+    expect(() => proc.call({ text, processedImages: one })).to.throw(ProcessorError, /\(2\).*\(1\)/);
+    expect(() => proc.call({ text, processedImages: three })).to.throw(ProcessorError, /\(2\).*\(3\)/);
+    expect(() => proc.call({ text })).to.throw(ProcessorError, 'Found 2 <|image|> tokens in the text but no images');
+  });
+
+  it('batchDecode skips special tokens by default, decode keeps them', () => {
+    const { ref, proc } = load('chat_text');
+    const ids = rows(ref.get('proc:input_ids'));
+    const prompt = (JSON.parse(ref.metadata.text!) as string[])[0]!;
+    expect(proc.decode(ids[0]!)).to.equal(prompt);
+    const plain = proc.batchDecode(ids)[0]!;
+    expect(plain).to.not.include('<|user|>');
+    expect(plain).to.equal(proc.tokenizer.decode(ids[0]!, { skipSpecialTokens: true }));
+  });
+
+  it('fails with the folder named when the model folder has no tokenizer', () => {
+    const dir = path.join(fixturePath('processor'));
+    expect(() => Glm46VProcessor.fromPretrained(dir)).to.throw(ProcessorError, `${dir} has no tokenizer.json`);
+  });
+});
