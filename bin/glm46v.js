@@ -5,7 +5,9 @@ const path = require('path');
 const compiled = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 const source = path.join(__dirname, '..', 'cli', 'main.ts');
 if (fs.existsSync(source)) {
-  require('tsx/cjs');
+  // both hooks: main.ts loads its sub-commands with import(), which the CommonJS hook alone does not resolve
+  require('tsx/cjs/api').register();
+  require('tsx/esm/api').register();
   require(source);
 } else {
   require(compiled);

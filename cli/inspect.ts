@@ -1,9 +1,52 @@
-// glm46v inspect (placeholder until its issue lands).
-import { CliError } from './args';
+// glm46v inspect --model DIR: the parsed config, the parameter count and every weight (name, shape, dtype) of a
+// Hugging Face checkpoint folder. Reads only the safetensors headers; no tensor data and no backend.
+import * as path from 'path';
+import { CheckpointReader } from '../lib/checkpoint';
+import { readJson } from '../lib/config';
+import { parseGlm4vConfig } from '../models/glm4v/config';
+import { Glm4vTextModel } from '../models/glm4v/text';
+import { isIgnoredKey } from '../models/glm4v/weights';
+import { CliError, parseArgs } from './args';
+
+const USAGE = 'usage: glm46v inspect --model DIR';
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 export const command = {
   summary: 'inspect',
-  async run(_argv: string[]): Promise<void> {
-    throw new CliError('inspect is not implemented yet');
+  async run(argv: string[]): Promise<void> {
+    const a = parseArgs(argv, { model: { type: 'string', help: 'Hugging Face checkpoint folder (config.json + safetensors)' } }, USAGE);
+    if (!a) return;
+    const dir = a.model as string | undefined;
+    if (!dir) throw new CliError(`--model DIR is required (no model is shipped with the package yet)\n${USAGE}`);
+    const configFile = path.join(dir, 'config.json');
+    const config = parseGlm4vConfig(readJson(configFile), configFile);
+    const { raw: _raw, ...parsed } = config;
+    const out: string[] = [`config: ${configFile}`, JSON.stringify(parsed, null, 2), ''];
+
+    const reader = new CheckpointReader(dir);
+    try {
+      const keys = reader.keys().sort((x, y) => x.localeCompare(y, 'en', { numeric: true }));
+      const groups = new Map<string, number>();
+      let total = 0;
+      out.push('weights:');
+      for (const k of keys) {
+        const { shape, dtype } = reader.info(k);
+        const n = numel(shape);
+        total += n;
+        const group = k.startsWith('model.') ? k.split('.').slice(0, 2).join('.') : k.split('.')[0]!;
+        groups.set(group, (groups.get(group) ?? 0) + n);
+        out.push(`  ${k}  ${JSON.stringify(shape)}  ${dtype}${isIgnoredKey(k) ? '  (ignored on load)' : ''}`);
+      }
+      out.push('', 'parameters:');
+      for (const [g, n] of groups) out.push(`  ${g}: ${n.toLocaleString('en-US')}`);
+      // The text decoder's own count from the config: a mismatch points at a config/checkpoint disagreement.
+      const expected = new Glm4vTextModel(config.text_config).numParameters();
+      out.push(`  (config expects ${expected.toLocaleString('en-US')} in model.language_model)`);
+      out.push(`inspect: ${keys.length} tensors, ${total} parameters`);
+    } finally {
+      reader.close();
+    }
+    process.stdout.write(out.join('\n') + '\n');
   },
 };
