@@ -298,3 +298,16 @@ export class Glm4vProcessor<Image = unknown> {
 export class Glm46VProcessor<Image = unknown> extends Glm4vProcessor<Image> {
   override readonly frameLabel: FrameLabel = glm46vFrameLabel;
 }
+
+/** AutoProcessor: the class named by `processor_class` in preprocessor_config.json, else tokenizer_config.json. */
+export function loadProcessor<Image = unknown>(dir: string, imageProcessor: ImageProcessorLike<Image> | null = null): Glm4vProcessor<Image> {
+  const named = ['preprocessor_config.json', 'tokenizer_config.json']
+    .filter((f) => fs.existsSync(path.join(dir, f)))
+    .map((f) => [f, readModelJson(dir, f).processor_class] as const)
+    .find(([, c]) => c !== undefined);
+  if (!named) throw new ProcessorError(`${dir}: no processor_class in preprocessor_config.json or tokenizer_config.json`);
+  const [file, cls] = named;
+  if (cls === 'Glm46VProcessor') return Glm46VProcessor.fromPretrained(dir, imageProcessor) as Glm46VProcessor<Image>;
+  if (cls === 'Glm4vProcessor') return Glm4vProcessor.fromPretrained(dir, imageProcessor) as Glm4vProcessor<Image>;
+  throw new ProcessorError(`${path.join(dir, file)}: processor_class ${JSON.stringify(cls)} is not Glm46VProcessor or Glm4vProcessor`);
+}
