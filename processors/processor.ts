@@ -253,12 +253,17 @@ export class Glm4vProcessor<Image = unknown> {
     return out;
   }
 
+  /** decode / batchDecode forward to the tokenizer, keeping special tokens unless told otherwise (as HF's do). */
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
     return this.tokenizer.decode(ids, opts);
   }
 
-  /** post_process_image_text_to_text: skips special tokens unless told otherwise. */
   batchDecode(batch: ArrayLike<number>[], opts: { skipSpecialTokens?: boolean } = {}): string[] {
+    return this.tokenizer.batchDecode(batch, opts);
+  }
+
+  /** post_process_image_text_to_text: the generated rows as text, special tokens skipped by default. */
+  postProcessImageTextToText(batch: ArrayLike<number>[], opts: { skipSpecialTokens?: boolean } = {}): string[] {
     return this.tokenizer.batchDecode(batch, { skipSpecialTokens: opts.skipSpecialTokens ?? true });
   }
 

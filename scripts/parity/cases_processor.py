@@ -163,9 +163,10 @@ def tokenizer_cases() -> dict:
     id_lists = [e["ids"] for e in encode if e["ids"]] + [[rng.randrange(0, 381) for _ in range(24)] for _ in range(3)]
     decode = [{"ids": ids, "skip_special_tokens": skip, "expected": tok.decode(ids, skip_special_tokens=skip)}
               for ids in id_lists for skip in (False, True)]
-    batch = id_lists[:3]
+    batch = [ids for ids in id_lists if any(i >= 352 for i in ids)][:3]
     batch_decode = {"ids": batch, "expected": proc.batch_decode(batch),
-                    "expected_keep_special": proc.batch_decode(batch, skip_special_tokens=False)}
+                    "expected_skip_special": proc.batch_decode(batch, skip_special_tokens=True),
+                    "expected_post_process": proc.post_process_image_text_to_text(batch)}
     special = {t: tok.convert_tokens_to_ids(t) for t in tok.all_special_tokens}
     return {"model": "../models/tiny_b", "encode": encode, "decode": decode, "batch_decode": batch_decode,
             "special_ids": special, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,

@@ -10,7 +10,7 @@ interface Cases {
   model: string;
   encode: { text: string; ids: number[] }[];
   decode: { ids: number[]; skip_special_tokens: boolean; expected: string }[];
-  batch_decode: { ids: number[][]; expected: string[]; expected_keep_special: string[] };
+  batch_decode: { ids: number[][]; expected: string[]; expected_skip_special: string[]; expected_post_process: string[] };
   special_ids: Record<string, number>;
   eos_token_id: number;
   pad_token_id: number;
@@ -37,8 +37,9 @@ describe('processors/tokenizer', () => {
 
   it('batchDecodes like transformers', () => {
     const b = cases.batch_decode;
-    expect(tok.batchDecode(b.ids, { skipSpecialTokens: true })).to.deep.equal(b.expected);
-    expect(tok.batchDecode(b.ids)).to.deep.equal(b.expected_keep_special);
+    expect(b.expected).to.not.deep.equal(b.expected_skip_special);
+    expect(tok.batchDecode(b.ids)).to.deep.equal(b.expected);
+    expect(tok.batchDecode(b.ids, { skipSpecialTokens: true })).to.deep.equal(b.expected_skip_special);
   });
 
   it('gives special-token ids by name, eos/pad and the padding side', () => {
