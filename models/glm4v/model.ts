@@ -1,0 +1,184 @@
+// Port of transformers/models/glm4v/modeling_glm4v.py (Glm4vModel, Glm4vForConditionalGeneration) and the
+// glm46v copies (Glm46VModel, Glm46VForConditionalGeneration). Names match the checkpoint.
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { CheckpointReader, loadWeights } from '../../lib/checkpoint';
+import { readJson } from '../../lib/config';
+import type { TextCache } from '../../lib/kv_cache';
+import { Module } from '../../lib/module';
+import { causalLmLoss } from '../../lib/train/loss';
+import { Linear } from '../../layers/linear';
+import { Glm4vConfig, parseGlm4vConfig } from './config';
+import { getRopeIndex } from './rope_index';
+import { placeholderPositions } from './placeholders';
+import { Glm4vTextModel } from './text';
+import { Glm4vVisionModel } from './vision';
+import { isIgnoredKey } from './weights';
+
+/** Token ids as host rows or an int32 tensor [B, L] (read once on the host: positions and placeholders are index math). */
+export type Ids = number[][] | tf.Tensor2D;
+
+export interface Glm4vInputs {
+  inputIds: Ids;
+  /** [B, past+L], 1 = token, 0 = padding */
+  attentionMask?: Ids;
+  /** [3, B, L] M-RoPE rows; computed with getRopeIndex from the ids and grids when absent */
+  positionIds?: number[][][];
+  /** [N, C*T*P*P] processor rows for all images, in placeholder order */
+  pixelValues?: tf.Tensor2D;
+  imageGridThw?: number[][];
+  pixelValuesVideos?: tf.Tensor2D;
+  videoGridThw?: number[][];
+  cache?: TextCache;
+}
+
+export interface Glm4vModelOutput {
+  lastHiddenState: tf.Tensor3D;
+  /** the [3, B, L] positions used */
+  positionIds: number[][][];
+  /** per row: max position + 1 - unpadded length (generation continues from max position + 1) */
+  ropeDeltas: number[];
+}
+
+const toRows = (x: Ids): number[][] => (Array.isArray(x) ? x : (x.arraySync() as number[][]));
+
+export class Glm4vModel extends Module {
+  readonly visual: Glm4vVisionModel;
+  readonly languageModel: Glm4vTextModel;
+
+  constructor(readonly config: Glm4vConfig) {
+    super();
+    this.visual = this.register('visual', new Glm4vVisionModel(config.vision_config));
+    this.languageModel = this.register('language_model', new Glm4vTextModel(config.text_config));
+  }
+
+  /** [Σ t·h·w, C·T·P·P] -> [Σ t·h·w / merge², D]: one feature row per image placeholder token. */
+  getImageFeatures(pixelValues: tf.Tensor2D, imageGridThw: number[][]): tf.Tensor2D {
+    return this.visual.forward(pixelValues, imageGridThw);
+  }
+
+  /** Each temporal slice of a video is its own attention block: the grid [t, h, w] becomes t grids [1, h, w]. */
+  getVideoFeatures(pixelValuesVideos: tf.Tensor2D, videoGridThw: number[][]): tf.Tensor2D {
+    const flat = videoGridThw.flatMap(([t, h, w]) => Array.from({ length: t! }, () => [1, h!, w!]));
+    return this.visual.forward(pixelValuesVideos, flat);
+  }
+
+  forward(inputs: Glm4vInputs): Glm4vModelOutput {
+    const ids = toRows(inputs.inputIds);
+    const mask = inputs.attentionMask ? toRows(inputs.attentionMask) : undefined;
+    const cfg = this.config;
+    const slots = placeholderPositions(ids, cfg);
+    const merge2 = cfg.vision_config.spatial_merge_size ** 2;
+    const tokensOf = (grids: number[][]) => grids.reduce((n, [t, h, w]) => n + (t! * h! * w!) / merge2, 0);
+    if (inputs.pixelValues) checkCount('Image', slots.image.length, tokensOf(inputs.imageGridThw ?? []));
+    if (inputs.pixelValuesVideos) checkCount('Video', slots.video.length, tokensOf(inputs.videoGridThw ?? []));
+    const { positionIds, ropeDeltas } = inputs.positionIds
+      ? { positionIds: inputs.positionIds, ropeDeltas: ids.map(() => 0) }
+      : getRopeIndex(ids, mask, inputs.imageGridThw ?? [], inputs.videoGridThw ?? [], {
+          image_token_id: cfg.image_token_id,
+          video_start_token_id: cfg.video_start_token_id,
+          video_end_token_id: cfg.video_end_token_id,
+          spatialMergeSize: cfg.vision_config.spatial_merge_size,
+        });
+    const lastHiddenState = tf.tidy(() => {
+      const [B, L] = [ids.length, ids[0]!.length];
+      const idsT = tf.tensor2d(ids, [B, L], 'int32');
+      let embeds = this.languageModel.embedTokens.forward(idsT) as tf.Tensor3D; // [B, L, D]
+      const features: tf.Tensor2D[] = [];
+      const positions: number[] = [];
+      if (inputs.pixelValues) {
+        features.push(this.getImageFeatures(inputs.pixelValues, inputs.imageGridThw ?? []));
+        positions.push(...slots.image);
+      }
+      if (inputs.pixelValuesVideos) {
+        features.push(this.getVideoFeatures(inputs.pixelValuesVideos, inputs.videoGridThw ?? []));
+        positions.push(...slots.video);
+      }
+      if (features.length) embeds = maskedScatter(embeds, positions, tf.concat(features, 0));
+      return this.languageModel.forward({
+        inputsEmbeds: embeds,
+        positionIds: tf.tensor3d(positionIds, [3, B, L], 'int32'),
+        ...(mask ? { attentionMask: tf.tensor2d(mask, [B, mask[0]!.length], 'int32') } : {}),
+        ...(inputs.cache ? { cache: inputs.cache } : {}),
+      });
+    });
+    return { lastHiddenState, positionIds, ropeDeltas };
+  }
+}
+
+/** As HF get_placeholder_mask: the number of placeholder tokens must equal the number of feature rows (t·h·w / merge²). */
+function checkCount(kind: 'Image' | 'Video', tokens: number, features: number): void {
+  if (tokens !== features) {
+    throw new Error(`${kind} features and ${kind.toLowerCase()} tokens do not match, tokens: ${tokens}, features: ${features}`);
+  }
+}
+
+/**
+ * embeds [B, L, D] with rows at the flat positions b*L+l replaced by `features` [N, D] in order, as
+ * torch's masked_scatter. A gather over [embeds; features], so gradients reach both.
+ */
+function maskedScatter(embeds: tf.Tensor3D, positions: number[], features: tf.Tensor2D): tf.Tensor3D {
+  const [B, L, D] = embeds.shape;
+  const index = Int32Array.from({ length: B * L }, (_, i) => i);
+  positions.forEach((p, k) => (index[p] = B * L + k));
+  const table = tf.concat([tf.reshape(embeds, [B * L, D]), features], 0);
+  return tf.reshape(tf.gather(table, tf.tensor1d(index, 'int32')), [B, L, D]);
+}
+
+export interface CausalLmInputs extends Glm4vInputs {
+  /** [B, L], -100 = ignored; gives `loss` */
+  labels?: number[][];
+  /** 0 = logits for every position; k = only the last k positions (generation uses 1) */
+  logitsToKeep?: number;
+}
+
+export interface CausalLmOutput extends Omit<Glm4vModelOutput, 'lastHiddenState'> {
+  logits: tf.Tensor3D;
+  loss?: tf.Scalar;
+}
+
+export class Glm4vForConditionalGeneration extends Module {
+  readonly model: Glm4vModel;
+  readonly lmHead: Linear;
+
+  constructor(readonly config: Glm4vConfig) {
+    super();
+    this.model = this.register('model', new Glm4vModel(config));
+    const t = config.text_config;
+    this.lmHead = this.register('lm_head', new Linear(t.hidden_size, t.vocab_size, { bias: false }));
+  }
+
+  forward(inputs: CausalLmInputs): CausalLmOutput {
+    const out = this.model.forward(inputs);
+    const keep = inputs.logitsToKeep ?? 0;
+    return tf.tidy(() => {
+      const h = out.lastHiddenState;
+      const L = h.shape[1];
+      const hidden = keep > 0 && keep < L ? tf.slice(h, [0, L - keep, 0], [-1, keep, -1]) : h;
+      const logits = this.lmHead.forward(hidden) as tf.Tensor3D;
+      h.dispose();
+      const loss = inputs.labels ? causalLmLoss(logits, inputs.labels) : undefined;
+      return { logits, ...(loss ? { loss } : {}), positionIds: out.positionIds, ropeDeltas: out.ropeDeltas };
+    }) as CausalLmOutput;
+  }
+
+  /** Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face checkpoint folder. */
+  static fromPretrained<T extends Glm4vForConditionalGeneration>(this: new (c: Glm4vConfig) => T, dir: string): T {
+    const config = parseGlm4vConfig(readJson(path.join(dir, 'config.json')), path.join(dir, 'config.json'));
+    const model = new this(config);
+    const reader = new CheckpointReader(dir);
+    try {
+      loadWeights(model, reader, { ignore: isIgnoredKey });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    } finally {
+      reader.close();
+    }
+    return model;
+  }
+}
+
+/** GLM-4.6V: the same model; only the config class defaults differ (video start/end token ids). */
+export class Glm46VModel extends Glm4vModel {}
+export class Glm46VForConditionalGeneration extends Glm4vForConditionalGeneration {}
