@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installKernelOverrides } from './kernels';
+import { prepareWasmThreads } from './kernels/wasm_threads';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 
@@ -36,10 +37,14 @@ async function trySet(name: BackendName): Promise<boolean> {
     const { setupWebGpu } = await import('./webgpu');
     if (!(await setupWebGpu())) return false;
   }
+  // GLM46V_WASM_THREADS=N (N > 1) loads the threaded wasm build; its shim must be in place during init only.
+  const restoreGlobals = name === 'wasm' ? prepareWasmThreads() : undefined;
   try {
     return await tf.setBackend(name);
   } catch {
     return false;
+  } finally {
+    restoreGlobals?.();
   }
 }
 
