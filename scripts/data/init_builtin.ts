@@ -1,0 +1,118 @@
+// Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
+//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N]
+// The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
+// as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two
+// temporal copies of an image) keeps a 112 x 112 image at 112 x 112: grid [1, 8, 8], 16 image tokens.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, shutdownBackend } from '../../lib/backend';
+import { writeSafetensors } from '../../lib/safetensors';
+import { parseGlm4vConfig } from '../../models/glm4v/config';
+import { Glm46VForConditionalGeneration } from '../../models/glm4v/model';
+
+const TOKENIZER_DIR = path.join(__dirname, '..', '..', 'spec', 'fixtures', 'models', 'tiny_b');
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'preprocessor_config.json', 'video_preprocessor_config.json'];
+
+// Special-token ids of the tiny tokenizer (scripts/parity/tiny_models.py ID): <|endoftext|>, <|user|>, <|observation|>.
+const EOS = [352, 359, 361];
+const PAD = 352;
+
+/** Text 128 wide x 4 layers (4 heads / 2 KV heads, head dim 32, 16 rotary dims); vision 64 wide x 2 blocks. */
+export const BUILTIN_CONFIG = {
+  architectures: ['Glm46VForConditionalGeneration'],
+  model_type: 'glm46v',
+  dtype: 'float32',
+  text_config: {
+    model_type: 'glm4v_text',
+    vocab_size: 384,
+    hidden_size: 128,
+    intermediate_size: 256,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    hidden_act: 'silu',
+    max_position_embeddings: 4096,
+    initializer_range: 0.02,
+    rms_norm_eps: 1e-5,
+    attention_dropout: 0.0,
+    use_cache: true,
+    rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.5, mrope_section: [2, 3, 3] },
+    pad_token_id: PAD,
+    eos_token_id: EOS,
+  },
+  vision_config: {
+    model_type: 'glm4v_vision',
+    depth: 2,
+    hidden_size: 64,
+    num_heads: 4,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0.0,
+    in_channels: 3,
+    image_size: 112,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+    out_hidden_size: 128,
+    intermediate_size: 256,
+    rms_norm_eps: 1e-5,
+    initializer_range: 0.02,
+    rope_parameters: { rope_type: 'axial', rope_theta: 10000.0 },
+  },
+  image_token_id: 370,
+  video_token_id: 371,
+  image_start_token_id: 362,
+  image_end_token_id: 363,
+  video_start_token_id: 364,
+  video_end_token_id: 365,
+  tie_word_embeddings: false,
+  eos_token_id: EOS,
+  pad_token_id: PAD,
+};
+
+const GENERATION_CONFIG = { eos_token_id: EOS, pad_token_id: PAD, do_sample: false, use_cache: true };
+
+function parseArgs(argv: string[]): { out: string; seed: number } {
+  let out = '';
+  let seed = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--seed') {
+      seed = Number(argv[++i]);
+      if (!Number.isInteger(seed)) throw new Error(`--seed: expected an integer, got ${argv[i]}`);
+    } else if (a.startsWith('-') || out) throw new Error(`unexpected argument ${a}`);
+    else out = a;
+  }
+  if (!out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N]');
+  return { out, seed };
+}
+
+async function main(): Promise<void> {
+  const { out, seed } = parseArgs(process.argv.slice(2));
+  await initBackend({ quiet: true });
+  const model = new Glm46VForConditionalGeneration(parseGlm4vConfig(BUILTIN_CONFIG));
+  model.initWeights({ std: BUILTIN_CONFIG.text_config.initializer_range, seed });
+  fs.mkdirSync(out, { recursive: true });
+  const params = [...model.namedParameters()];
+  writeSafetensors(
+    path.join(out, 'model.safetensors'),
+    params.map(([k, v]) => [k, () => ({ dtype: 'F32' as const, shape: v.shape, data: v.dataSync() as Float32Array })]),
+    { format: 'pt' },
+    new Map(params.map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape }])),
+  );
+  const dump = (name: string, obj: unknown) => fs.writeFileSync(path.join(out, name), JSON.stringify(obj, null, 2) + '\n');
+  dump('config.json', BUILTIN_CONFIG);
+  dump('generation_config.json', GENERATION_CONFIG);
+  for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(out, f));
+  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}) -> ${out}\n`);
+  model.dispose();
+  tf.disposeVariables();
+}
+
+main()
+  .catch((e) => {
+    process.stderr.write(`init_builtin: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(shutdownBackend);

@@ -1,0 +1,108 @@
+// Writes the built-in model's dataset (scripts/data/shapes_scene.ts) as chat-format JSONL for `glm46v finetune`:
+//   npx tsx scripts/data/make_shapes.ts OUT_DIR [--train N] [--test N]
+// OUT_DIR/train.jsonl, OUT_DIR/test.jsonl and OUT_DIR/images/{train,test}_NNNNN.png (paths relative to the JSONL).
+// Every example's scene and question come from its own seed (split offset + index), so the files are identical on
+// every run and test images never share a seed with training ones.
+//   npx tsx scripts/data/make_shapes.ts --examples assets/examples
+// writes the README's example images and examples.json (question and expected answer of each).
+import * as fs from 'fs';
+import * as path from 'path';
+import { Example, Scene, encodePng, place, render, rng, sampleQuestion, sampleScene } from './shapes_scene';
+
+const SEEDS = { train: 1_000_000, test: 9_000_000 };
+
+interface Options {
+  out: string;
+  train: number;
+  test: number;
+  examples: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { out: '', train: 5000, test: 200, examples: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--train' || a === '--test') {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${a}: expected a non-negative integer, got ${argv[i]}`);
+      o[a.slice(2) as 'train' | 'test'] = n;
+    } else if (a === '--examples') o.examples = true;
+    else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
+    else if (o.out) throw new Error(`one output folder expected, got ${o.out} and ${a}`);
+    else o.out = a;
+  }
+  if (!o.out) throw new Error('usage: make_shapes.ts OUT_DIR [--train N] [--test N] | --examples DIR');
+  return o;
+}
+
+function chatLine(image: string, ex: Example): string {
+  return JSON.stringify({
+    messages: [
+      { role: 'user', content: [{ type: 'image', image }, { type: 'text', text: ex.question }] },
+      { role: 'assistant', content: ex.answer },
+    ],
+  });
+}
+
+function writeSplit(out: string, split: 'train' | 'test', n: number): Record<string, number> {
+  fs.mkdirSync(path.join(out, 'images'), { recursive: true });
+  const lines: string[] = [];
+  const kinds: Record<string, number> = {};
+  for (let i = 0; i < n; i++) {
+    const rand = rng(SEEDS[split] + i);
+    const scene = sampleScene(rand);
+    const ex = sampleQuestion(scene, rand);
+    const image = `images/${split}_${String(i).padStart(5, '0')}.png`;
+    fs.writeFileSync(path.join(out, image), encodePng(render(scene)));
+    lines.push(chatLine(image, ex));
+    kinds[ex.kind] = (kinds[ex.kind] ?? 0) + 1;
+  }
+  fs.writeFileSync(path.join(out, `${split}.jsonl`), lines.join('\n') + '\n');
+  return kinds;
+}
+
+/** Hand-placed scenes for the README: one question of a different kind each. */
+function writeExamples(out: string): void {
+  const rand = rng(42);
+  const items: { file: string; scene: Scene; question: string; answer: string }[] = [
+    {
+      file: 'shapes.png',
+      scene: { shapes: [place('circle', 'red', 0, 0, rand), place('square', 'blue', 1, 2, rand), place('triangle', 'yellow', 2, 1, rand)] },
+      question: 'What colour is the circle?',
+      answer: 'red',
+    },
+    {
+      file: 'count.png',
+      scene: { shapes: [place('triangle', 'green', 0, 2, rand), place('circle', 'purple', 2, 0, rand)] },
+      question: 'How many shapes are there?',
+      answer: 'two',
+    },
+    {
+      file: 'position.png',
+      scene: { shapes: [place('square', 'purple', 1, 0, rand), place('triangle', 'blue', 0, 2, rand)] },
+      question: 'Is the square on the left or the right?',
+      answer: 'left',
+    },
+  ];
+  fs.mkdirSync(out, { recursive: true });
+  for (const it of items) fs.writeFileSync(path.join(out, it.file), encodePng(render(it.scene)));
+  const list = items.map(({ file, question, answer }) => ({ image: file, question, answer }));
+  fs.writeFileSync(path.join(out, 'examples.json'), JSON.stringify(list, null, 2) + '\n');
+  process.stdout.write(`examples: ${items.length} images in ${out}\n`);
+}
+
+function main(): void {
+  const o = parseArgs(process.argv.slice(2));
+  if (o.examples) return writeExamples(o.out);
+  const train = writeSplit(o.out, 'train', o.train);
+  const test = writeSplit(o.out, 'test', o.test);
+  process.stdout.write(`train: ${o.train} examples ${JSON.stringify(train)}\ntest: ${o.test} examples ${JSON.stringify(test)}\n`);
+  process.stdout.write(`dataset: ${path.join(o.out, 'train.jsonl')} ${path.join(o.out, 'test.jsonl')}\n`);
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`make_shapes: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+}

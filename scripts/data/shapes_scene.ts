@@ -1,0 +1,152 @@
+// The synthetic visual task of the built-in model: one to three coloured shapes on a white background, and one
+// question per image whose answer is a single word. Scenes, questions and pixels are pure functions of a seed.
+import { PNG } from 'pngjs';
+
+export const IMAGE_SIZE = 112;
+export const SHAPES = ['circle', 'square', 'triangle'] as const;
+export const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple'] as const;
+export const COUNT_WORDS = ['one', 'two', 'three'] as const;
+
+export type ShapeName = (typeof SHAPES)[number];
+export type ColourName = (typeof COLOURS)[number];
+
+// Far apart in RGB, so a colour is never a matter of judgement.
+const RGB: Record<ColourName, [number, number, number]> = {
+  red: [220, 30, 30],
+  green: [30, 160, 50],
+  blue: [30, 70, 220],
+  yellow: [235, 205, 20],
+  purple: [140, 50, 180],
+};
+const BACKGROUND: [number, number, number] = [255, 255, 255];
+
+/** A shape sits in one cell of a 3 x 3 grid (row 0 = top, col 0 = left), jittered a little inside it. */
+export interface PlacedShape {
+  shape: ShapeName;
+  colour: ColourName;
+  row: number;
+  col: number;
+  /** centre in pixels and half-size (circle radius) */
+  cx: number;
+  cy: number;
+  r: number;
+}
+
+export interface Scene {
+  shapes: PlacedShape[];
+}
+
+export interface Example {
+  question: string;
+  answer: string;
+  kind: 'colour' | 'shape' | 'count' | 'horizontal' | 'vertical';
+}
+
+/** mulberry32: a small, fast, well-mixed 32-bit generator; the whole dataset follows from its seeds. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pick = <T>(xs: readonly T[], rand: () => number): T => xs[Math.floor(rand() * xs.length)]!;
+
+function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
+  const out = xs.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+const CELL = IMAGE_SIZE / 3;
+
+/** Places a shape in a cell: half-size 11..15 px, centre jittered by up to 3 px, so it never leaves its cell. */
+export function place(shape: ShapeName, colour: ColourName, row: number, col: number, rand: () => number): PlacedShape {
+  const r = 11 + rand() * 4;
+  const jitter = () => (rand() * 2 - 1) * 3;
+  return { shape, colour, row, col, cx: (col + 0.5) * CELL + jitter(), cy: (row + 0.5) * CELL + jitter(), r };
+}
+
+/**
+ * One to three shapes of different kinds (so "the circle" always names one shape) in different cells; colours may
+ * repeat (so a colour does not name a shape unless it is unique).
+ */
+export function sampleScene(rand: () => number): Scene {
+  const n = 1 + Math.floor(rand() * 3);
+  const kinds = shuffled(SHAPES, rand).slice(0, n);
+  const cells = shuffled([0, 1, 2, 3, 4, 5, 6, 7, 8], rand).slice(0, n);
+  return { shapes: kinds.map((k, i) => place(k, pick(COLOURS, rand), Math.floor(cells[i]! / 3), cells[i]! % 3, rand)) };
+}
+
+/**
+ * Every question the scene answers without ambiguity: colour of a shape, shape of a colour seen once, the count,
+ * and left/right (top/bottom) for a shape outside the middle column (row).
+ */
+export function questions(scene: Scene): Example[] {
+  const out: Example[] = [];
+  const s = scene.shapes;
+  for (const p of s) out.push({ kind: 'colour', question: `What colour is the ${p.shape}?`, answer: p.colour });
+  for (const p of s) {
+    if (s.filter((q) => q.colour === p.colour).length === 1) out.push({ kind: 'shape', question: `Which shape is ${p.colour}?`, answer: p.shape });
+  }
+  out.push({ kind: 'count', question: 'How many shapes are there?', answer: COUNT_WORDS[s.length - 1]! });
+  for (const p of s) {
+    if (p.col !== 1) out.push({ kind: 'horizontal', question: `Is the ${p.shape} on the left or the right?`, answer: p.col === 0 ? 'left' : 'right' });
+    if (p.row !== 1) out.push({ kind: 'vertical', question: `Is the ${p.shape} at the top or the bottom?`, answer: p.row === 0 ? 'top' : 'bottom' });
+  }
+  return out;
+}
+
+/** A question kind drawn uniformly among those the scene allows, then one question of that kind. */
+export function sampleQuestion(scene: Scene, rand: () => number): Example {
+  const all = questions(scene);
+  const kinds = [...new Set(all.map((q) => q.kind))];
+  const kind = pick(kinds, rand);
+  return pick(all.filter((q) => q.kind === kind), rand);
+}
+
+/** True when the point (x, y) lies inside the shape. */
+function inside(p: PlacedShape, x: number, y: number): boolean {
+  const dx = x - p.cx, dy = y - p.cy;
+  if (p.shape === 'circle') return dx * dx + dy * dy <= p.r * p.r;
+  // a square of about the circle's area: half-side 0.88 r
+  if (p.shape === 'square') return Math.abs(dx) <= 0.88 * p.r && Math.abs(dy) <= 0.88 * p.r;
+  // an upright triangle: apex at -1.1 r, base at +0.9 r, base half-width 1.15 r
+  const top = -1.1 * p.r, base = 0.9 * p.r;
+  if (dy < top || dy > base) return false;
+  return Math.abs(dx) <= (1.15 * p.r * (dy - top)) / (base - top);
+}
+
+/** RGBA pixels of the scene, 4 x 4 supersampled so the edges are anti-aliased as a drawing program would. */
+export function render(scene: Scene, size = IMAGE_SIZE): PNG {
+  const png = new PNG({ width: size, height: size });
+  const S = 4;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const acc = [0, 0, 0];
+      for (let sy = 0; sy < S; sy++) {
+        for (let sx = 0; sx < S; sx++) {
+          const px = x + (sx + 0.5) / S, py = y + (sy + 0.5) / S;
+          const hit = scene.shapes.find((p) => inside(p, px, py));
+          const c = hit ? RGB[hit.colour] : BACKGROUND;
+          for (let k = 0; k < 3; k++) acc[k]! += c[k]!;
+        }
+      }
+      const o = (y * size + x) * 4;
+      for (let k = 0; k < 3; k++) png.data[o + k] = Math.round(acc[k]! / (S * S));
+      png.data[o + 3] = 255;
+    }
+  }
+  return png;
+}
+
+export function encodePng(png: PNG): Buffer {
+  return PNG.sync.write(png);
+}
