@@ -79,6 +79,21 @@ export abstract class Module {
     return out;
   }
 
+  /**
+   * Swaps the child registered under `key` for `child` (LoRA's layer swap) and returns the old one. Fields of this
+   * module (and list items) that held the old child are pointed at the new one, so `forward` uses it.
+   */
+  replaceChild(key: string, child: Module): Module {
+    const old = this.entries.get(key);
+    if (!(old instanceof Module)) throw new Error(`no child module '${key}' to replace (has: ${[...this.entries.keys()].join(', ')})`);
+    this.entries.set(key, child);
+    for (const [name, v] of Object.entries(this)) {
+      if (v === old) (this as unknown as Record<string, unknown>)[name] = child;
+      else if (Array.isArray(v)) v.forEach((x, i) => x === old && (v[i] = child));
+    }
+    return old;
+  }
+
   numParameters(): number {
     let n = 0;
     for (const p of this.namedParams().values()) n += p.shape.reduce((a, b) => a * b, 1);

@@ -1,0 +1,162 @@
+// AdamW as torch.optim.AdamW (torch/optim/adam.py `_single_tensor_adam` with decoupled_weight_decay=True):
+// p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+// tf.train has no AdamW (tfjs_notes.md section 6), so this owns its state: per parameter a step count and the two moments.
+import * as tf from '@tensorflow/tfjs';
+import { readAllSafetensors, WriteTensor, writeSafetensors } from '../safetensors';
+
+export interface ParamGroup {
+  /** checkpoint keys of the parameters in this group */
+  keys: string[];
+  weightDecay: number;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+}
+
+interface Moments {
+  step: number;
+  expAvg: tf.Variable;
+  expAvgSq: tf.Variable;
+}
+
+/**
+ * Splits parameters into a decayed group and an undecayed one, as transformers' Trainer does: biases and norm
+ * weights (every 1-D parameter) skip weight decay unless `decayAll`.
+ */
+export function paramGroups(params: Map<string, tf.Variable>, weightDecay: number, decayAll = false): ParamGroup[] {
+  const decay: string[] = [], noDecay: string[] = [];
+  for (const [k, v] of params) (decayAll || v.rank >= 2 ? decay : noDecay).push(k);
+  return [{ keys: decay, weightDecay }, { keys: noDecay, weightDecay: 0 }].filter((g) => g.keys.length > 0);
+}
+
+export class AdamW {
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  private readonly decayOf = new Map<string, number>();
+  private readonly state = new Map<string, Moments>();
+
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    groups: ParamGroup[],
+    opts: AdamWOptions,
+  ) {
+    this.lr = opts.lr;
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    for (const g of groups) {
+      for (const k of g.keys) {
+        if (!params.has(k)) throw new Error(`AdamW: parameter group names '${k}', which is not a trainable parameter`);
+        if (this.decayOf.has(k)) throw new Error(`AdamW: '${k}' is in more than one parameter group`);
+        this.decayOf.set(k, g.weightDecay);
+      }
+    }
+    const ungrouped = [...params.keys()].filter((k) => !this.decayOf.has(k));
+    if (ungrouped.length) throw new Error(`AdamW: parameters in no group: ${ungrouped.slice(0, 5).join(', ')}${ungrouped.length > 5 ? ', ...' : ''}`);
+  }
+
+  /** The optimizer steps taken by the parameter that has taken the most (torch keeps one count per parameter). */
+  get stepCount(): number {
+    let n = 0;
+    for (const s of this.state.values()) n = Math.max(n, s.step);
+    return n;
+  }
+
+  /**
+   * One update with `grads` keyed by checkpoint key. A parameter without a gradient is skipped entirely (no decay,
+   * no moment update), as torch skips a parameter whose .grad is None. No host sync: every scalar is uploaded.
+   */
+  step(grads: Map<string, tf.Tensor>): void {
+    const [b1, b2] = this.betas;
+    for (const [key, g] of grads) {
+      const p = this.params.get(key);
+      if (!p) throw new Error(`AdamW: gradient for '${key}', which is not a parameter of this optimizer`);
+      if (!tf.util.arraysEqual(g.shape, p.shape)) throw new Error(`AdamW: gradient of '${key}' has shape ${JSON.stringify(g.shape)}, parameter ${JSON.stringify(p.shape)}`);
+      const s = this.moments(key, p);
+      s.step += 1;
+      const wd = this.decayOf.get(key)!;
+      // Python floats in torch: the bias corrections are computed in double and enter the kernels as scalars.
+      const stepSize = this.lr / (1 - b1 ** s.step);
+      const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
+      tf.tidy(() => {
+        const decayed = wd !== 0 ? tf.mul(p, tf.scalar(1 - this.lr * wd)) : p;
+        // torch's lerp for weight < 0.5: self + weight * (end - self)
+        const m = tf.add(s.expAvg, tf.mul(tf.sub(g, s.expAvg), tf.scalar(1 - b1)));
+        const v = tf.add(tf.mul(s.expAvgSq, tf.scalar(b2)), tf.mul(tf.mul(g, tf.scalar(1 - b2)), g));
+        const denom = tf.add(tf.div(tf.sqrt(v), tf.scalar(bc2Sqrt)), tf.scalar(this.eps));
+        p.assign(tf.sub(decayed, tf.mul(tf.scalar(stepSize), tf.div(m, denom))));
+        s.expAvg.assign(m);
+        s.expAvgSq.assign(v);
+      });
+    }
+  }
+
+  private moments(key: string, p: tf.Variable): Moments {
+    let s = this.state.get(key);
+    if (!s) {
+      s = { step: 0, expAvg: zerosVariable(p), expAvgSq: zerosVariable(p) };
+      this.state.set(key, s);
+    }
+    return s;
+  }
+
+  /** The state as tensors `exp_avg:<key>` / `exp_avg_sq:<key>` (read lazily) and metadata with the step counts. */
+  stateEntries(): { tensors: Array<[string, () => WriteTensor]>; shapes: Map<string, { dtype: 'F32'; shape: number[] }>; metadata: Record<string, string> } {
+    const tensors: Array<[string, () => WriteTensor]> = [];
+    const shapes = new Map<string, { dtype: 'F32'; shape: number[] }>();
+    const steps: Record<string, number> = {};
+    for (const [key, s] of this.state) {
+      steps[key] = s.step;
+      for (const [name, v] of [[`exp_avg:${key}`, s.expAvg], [`exp_avg_sq:${key}`, s.expAvgSq]] as const) {
+        tensors.push([name, () => ({ dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array })]);
+        shapes.set(name, { dtype: 'F32', shape: v.shape });
+      }
+    }
+    return { tensors, shapes, metadata: { format: 'glm46v-adamw', steps: JSON.stringify(steps), betas: JSON.stringify(this.betas), eps: String(this.eps) } };
+  }
+
+  /** Writes the state to one safetensors file (atomically, one tensor at a time). */
+  saveState(file: string): void {
+    const { tensors, shapes, metadata } = this.stateEntries();
+    writeSafetensors(file, tensors, metadata, shapes);
+  }
+
+  /** Replaces the state with the one saved by `saveState`; every saved key must be a parameter of this optimizer. */
+  loadState(file: string): void {
+    const { tensors, metadata } = readAllSafetensors(file);
+    if (metadata.format !== 'glm46v-adamw') throw new Error(`${file}: not an AdamW state file (format ${JSON.stringify(metadata.format)})`);
+    const steps = JSON.parse(metadata.steps ?? '{}') as Record<string, number>;
+    this.disposeState();
+    for (const [key, step] of Object.entries(steps)) {
+      const p = this.params.get(key);
+      if (!p) throw new Error(`${file}: state for '${key}', which is not a parameter of this optimizer`);
+      const read = (name: string) => {
+        const h = tensors.get(name);
+        if (!h || !tf.util.arraysEqual(h.shape, p.shape)) throw new Error(`${file}: '${name}' is missing or not shaped ${JSON.stringify(p.shape)}`);
+        return ownedVariable(tf.tensor(h.data, h.shape, 'float32'));
+      };
+      this.state.set(key, { step, expAvg: read(`exp_avg:${key}`), expAvgSq: read(`exp_avg_sq:${key}`) });
+    }
+  }
+
+  private disposeState(): void {
+    for (const s of this.state.values()) tf.dispose([s.expAvg, s.expAvgSq]);
+    this.state.clear();
+  }
+
+  dispose(): void {
+    this.disposeState();
+  }
+}
+
+/** A non-trainable variable over `t`'s data; tf.variable shares and references it, so our handle is dropped. */
+function ownedVariable(t: tf.Tensor): tf.Variable {
+  const v = tf.variable(t, false);
+  t.dispose();
+  return v;
+}
+
+const zerosVariable = (p: tf.Variable): tf.Variable => ownedVariable(tf.zerosLike(p));
