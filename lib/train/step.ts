@@ -57,7 +57,7 @@ export function trainStep(
       }
     }
     const prevLoss = lossSum;
-    lossSum = prevLoss ? tf.add(prevLoss, loss) : loss;
+    lossSum = prevLoss ? (tf.add(prevLoss, loss) as tf.Scalar) : loss;
     if (prevLoss) tf.dispose([prevLoss, loss]);
   });
   const { grads, totalNorm } = clipGradNorm(sum!, opts.maxGradNorm ?? Infinity);
