@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { PNG } from 'pngjs';
 import { applyExifOrientation, decodeImage, exifOrientation, loadImage, ProcessorError, RgbImage } from '../../processors/image_io';
 import { fixturePath } from '../helpers/fixtures';
@@ -23,6 +24,27 @@ function tiff(orientation: number, bigEndian = false): Uint8Array {
   u16(orientation, 18);
   return b;
 }
+
+/** A PNG from raw scanlines (filter 0), with optional extra chunks before IDAT (e.g. tRNS). */
+function makePng(w: number, h: number, depth: number, colorType: number, rows: number[][], extra: [string, number[]][] = []): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([head, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([depth, colorType, 0, 0, 0], 8);
+  const raw = Buffer.concat(rows.map((r) => Buffer.from([0, ...r])));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    ...extra.map(([t, d]) => chunk(t, Buffer.from(d))), chunk('IDAT', zlib.deflateSync(Buffer.concat([raw]))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const reds = (img: RgbImage) => Array.from(img.data.filter((_, i) => i % 3 === 0));
 
 function expectThrowsNaming(fn: () => unknown, file: string, what: RegExp): void {
   let err: unknown;
@@ -71,6 +93,23 @@ describe('image_io', () => {
         if (data[i] !== data[i + 1] || data[i] !== data[i + 2]) throw new Error(`${name}: pixel ${i / 3} is not gray`);
       }
     }
+  });
+
+  // Sample conversions of PIL's convert("RGB") (checked against Pillow 13 when this was written).
+  it('keeps the colour of tRNS colour-key pixels (pngjs zeroes them)', () => {
+    const gray = decodeImage(makePng(3, 1, 8, 0, [[77, 10, 77]], [['tRNS', [0, 77]]]), 'key.png');
+    expect(reds(gray)).to.deep.equal([77, 10, 77]);
+    const rgb = decodeImage(makePng(2, 1, 8, 2, [[10, 20, 30, 1, 2, 3]], [['tRNS', [0, 10, 0, 20, 0, 30]]]), 'key.png');
+    expect(Array.from(rgb.data)).to.deep.equal([10, 20, 30, 1, 2, 3]);
+  });
+
+  it('scales 1/2/4-bit gray to 0..255, keeps the high byte of 16-bit colour, clips 16-bit gray at 255', () => {
+    expect(reds(decodeImage(makePng(4, 1, 2, 0, [[0b00011011]]), 'g2.png'))).to.deep.equal([0, 85, 170, 255]);
+    expect(reds(decodeImage(makePng(2, 1, 4, 0, [[0x0f]]), 'g4.png'))).to.deep.equal([0, 255]);
+    const rgb16 = decodeImage(makePng(1, 1, 16, 2, [[0x12, 0x34, 0xff, 0xff, 0x00, 0xff]]), 'c16.png');
+    expect(Array.from(rgb16.data)).to.deep.equal([0x12, 0xff, 0x00]);
+    const g16 = decodeImage(makePng(4, 1, 16, 0, [[0, 0, 0, 255, 1, 0, 255, 255]]), 'g16.png');
+    expect(reds(g16)).to.deep.equal([0, 255, 255, 255]);
   });
 
   it('detects the format from the magic bytes, not the extension', () => {
