@@ -57,7 +57,8 @@ function applyRotaryPosEmb_(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D):
     () => `applyRotaryPosEmb: x ${JSON.stringify(x.shape)} does not fit cos ${JSON.stringify(cos.shape)} / sin ${JSON.stringify(sin.shape)}`,
   );
   const xRot = R === Dh ? x : tf.slice(x, [0, 0, 0, 0], [B, L, H, R]);
-  const [x1, x2] = tf.split(tf.reshape(xRot, [B, L, H, R / 2, 2]), 2, -1); // even, odd dims: [B, L, H, R/2, 1]
+  // rank 4, not [B, L, H, R/2, 2]: the wasm backend slices rank-5 tensors on a slow generic path (~7x slower)
+  const [x1, x2] = tf.split(tf.reshape(xRot, [B * L, H, R / 2, 2]), 2, -1); // even, odd dims: [B*L, H, R/2, 1]
   const rotated = tf.reshape(tf.concat([tf.neg(x2), x1], -1), [B, L, H, R]); // rotate_half_llm
   const c = tf.expandDims(cos, 2); // [B, L, 1, R]
   const s = tf.expandDims(sin, 2);
