@@ -34,8 +34,12 @@ function tryLoadNative(): string | undefined {
 async function trySet(name: BackendName): Promise<boolean> {
   if (name === 'tensorflow' && tryLoadNative() === undefined) return false;
   if (name === 'webgpu') {
-    const { setupWebGpu } = await import('./webgpu');
+    // require, not import(): under tsx an import() loads a second copy of ./webgpu with its own state
+    const { setupWebGpu, shutdownWebGpu } = require('./webgpu') as typeof import('./webgpu');
     if (!(await setupWebGpu())) return false;
+    if (await tf.setBackend(name).catch(() => false)) return true;
+    shutdownWebGpu(); // a backend that did not start must not keep Dawn (and so the process) alive
+    return false;
   }
   // GLM46V_WASM_THREADS=N (N > 1) loads the threaded wasm build; its shim must be in place during init only.
   const restoreGlobals = name === 'wasm' ? prepareWasmThreads() : undefined;
@@ -86,5 +90,7 @@ export async function initBackend(opts: { quiet?: boolean } = {}): Promise<Backe
 /** Releases the backend so the process can exit (needed for multi-threaded wasm). */
 export function shutdownBackend(): void {
   if (chosen === 'wasm') tf.engine().removeBackend('wasm');
+  // dawn.node may keep Node alive while its GPU object is reachable; ./webgpu is loaded when it was chosen.
+  if (chosen === 'webgpu') (require('./webgpu') as typeof import('./webgpu')).shutdownWebGpu();
   chosen = undefined;
 }

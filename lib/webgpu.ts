@@ -1,4 +1,224 @@
-// WebGPU in Node through Dawn (the optional `webgpu` package). Returns false where it cannot be set up.
-export async function setupWebGpu(): Promise<boolean> {
+// WebGPU in Node through Dawn (the optional `webgpu` npm package) for @tensorflow/tfjs-backend-webgpu.
+// Dawn runs over Vulkan: a real GPU driver when there is one, else Mesa's software renderer lavapipe (Mesa >= 25).
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+
+/** What setupWebGpu found: the adapter's name for humans and whether it is a software renderer. */
+export interface WebGpuAdapterReport {
+  name: string;
+  software: boolean;
+  description: string;
+}
+
+interface DawnModule {
+  create(options: string[]): GPU;
+  globals: Record<string, unknown>;
+}
+
+// @webgpu/types 0.1.38 (the copy tfjs-core 4.22 pulls in) predates GPUAdapter.info and featureLevel.
+interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter?: boolean;
+}
+
+function adapterInfo(adapter: GPUAdapter): AdapterInfo {
+  return (adapter as unknown as { info: AdapterInfo }).info;
+}
+
+interface Session {
+  gpu: GPU;
+  device: GPUDevice;
+  report: WebGpuAdapterReport;
+}
+
+let session: Session | undefined;
+let lastFailure: string | undefined;
+
+// `webgpu` is an ES module and this package is CommonJS: tsc would turn a plain import() into require(), which
+// Node 20 only allows behind a warning, so the dynamic import is kept native.
+const importEsm = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<unknown>;
+
+async function loadDawn(): Promise<DawnModule | string> {
+  try {
+    return (await importEsm('webgpu')) as DawnModule;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    if (/Cannot find (package|module) 'webgpu'/.test(msg)) {
+      return "the optional npm package 'webgpu' (Dawn) is not installed (npm install webgpu)";
+    }
+    return `the npm package 'webgpu' could not load Dawn on ${process.platform}-${process.arch}: ${msg}`;
+  }
+}
+
+/** Why Dawn found no adapter, in one line, from what the Vulkan loader would see on Linux. */
+function explainNoAdapter(): string {
+  const hint = 'a GPU driver with Vulkan, or Mesa >= 25 lavapipe (scripts/gpu/setup_vulkan.sh)';
+  if (process.platform !== 'linux') return `Dawn found no WebGPU adapter; needs ${hint}`;
+  const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+  const icds = icdDirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d) : []));
+  const override = process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES;
+  if (override) return `Dawn found no WebGPU adapter with VK_DRIVER_FILES/VK_ICD_FILENAMES=${override}; needs ${hint}`;
+  if (icds.length === 0) return `no Vulkan driver is installed; needs ${hint}`;
+  return `Dawn could use none of the Vulkan drivers ${icds.join(', ')} (Mesa < 25 lavapipe lacks a feature Dawn needs); needs ${hint}`;
+}
+
+function describe(adapter: GPUAdapter): WebGpuAdapterReport {
+  const info = adapterInfo(adapter);
+  const software = info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(info.description);
+  const description = info.description || `${info.vendor} ${info.device}`.trim();
+  const name = /llvmpipe|lavapipe/i.test(description) ? 'software renderer lavapipe' : description;
+  return { name, software, description };
+}
+
+/** A real GPU if Dawn sees one, else the software renderer (core features first, then featureLevel 'compatibility'). */
+async function pickAdapter(gpu: GPU): Promise<GPUAdapter | null> {
+  const fast = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (fast && !describe(fast).software) return fast;
+  const other = await gpu.requestAdapter({ powerPreference: 'low-power' });
+  if (other && !describe(other).software) return other;
+  if (fast) return fast;
+  return gpu.requestAdapter({ featureLevel: 'compatibility' } as GPURequestAdapterOptions);
+}
+
+/** The device tfjs-backend-webgpu's own factory would request (base.ts), on the adapter chosen here. */
+async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  if (adapter.features.has('bgra8unorm-storage')) requiredFeatures.push('bgra8unorm-storage');
+  const l = adapter.limits;
+  return adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+}
+
+function installNavigatorGpu(dawn: DawnModule, gpu: GPU): void {
+  // tfjs-backend-webgpu reads GPUBufferUsage / GPUMapMode / GPUTextureUsage as globals, as in a browser.
+  Object.assign(globalThis, dawn.globals);
+  const g = globalThis as { navigator?: object };
+  if (g.navigator === undefined) g.navigator = {};
+  Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+}
+
+function removeNavigatorGpu(): void {
+  const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+  if (nav && 'gpu' in nav) delete nav.gpu;
+}
+
+/** Whether batch dims `dims` (left-padded with 1s to out's rank) broadcast to `out` as [1, .., 1, out suffix]. */
+function broadcastsAsSuffix(dims: number[], out: number[]): boolean {
+  const full = [...new Array<number>(out.length - dims.length).fill(1), ...dims];
+  const first = full.findIndex((d) => d !== 1);
+  return first < 0 || full.slice(first).every((d, i) => d === out[first + i]);
+}
+
+/**
+ * BatchMatMul in tfjs 4.22 (webgpu, and also cpu and wasm) flattens each side's batch dims and indexes the smaller
+ * one modulo its size. That is right only when a side broadcasts as [1, .., 1, suffix of the output batch]:
+ * [2,1,..] x [2,3,..] silently returns wrong values (48 of 144 in spec/lib/webgpu.spec.ts) and [2,1] x [1,3] throws
+ * "Size(72) must match the product of shape 2,3,4,6". This wrapper tiles such a side to the full output batch
+ * first. _FusedMatMul needs none: tfjs-core flattens its batch dims before the kernel and rejects these shapes.
+ */
+export function installMatMulBroadcastFix(backendName: string): void {
+  const stock = tf.getKernel('BatchMatMul', backendName);
+  if (!stock || (stock.kernelFunc as { broadcastFix?: true }).broadcastFix) return;
+  const kernelFunc = (args: Parameters<tf.KernelFunc>[0]) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const out = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    const backend = args.backend as tf.KernelBackend;
+    const temps: tf.TensorInfo[] = [];
+    const expand = (x: tf.TensorInfo): tf.TensorInfo => {
+      const dims = x.shape.slice(0, -2);
+      if (broadcastsAsSuffix(dims, out)) return x;
+      const full = [...new Array<number>(out.length - dims.length).fill(1), ...dims];
+      const ranked = tf.getKernel('Reshape', backendName)!.kernelFunc({
+        inputs: { x }, backend, attrs: { shape: [...full, ...x.shape.slice(-2)] },
+      }) as tf.TensorInfo;
+      const tiled = tf.getKernel('Tile', backendName)!.kernelFunc({
+        inputs: { x: ranked }, backend, attrs: { reps: [...out.map((d, i) => d / full[i]!), 1, 1] },
+      }) as tf.TensorInfo;
+      temps.push(ranked, tiled);
+      return tiled;
+    };
+    const result = stock.kernelFunc({ ...args, inputs: { ...args.inputs, a: expand(a), b: expand(b) } });
+    for (const t of temps) backend.disposeData(t.dataId);
+    return result;
+  };
+  tf.unregisterKernel('BatchMatMul', backendName);
+  tf.registerKernel({ ...stock, kernelFunc: Object.assign(kernelFunc, { broadcastFix: true as const }) });
+}
+
+function fail(reason: string, quiet: boolean): false {
+  lastFailure = `webgpu: ${reason}`;
+  if (!quiet) process.stderr.write(`glm46v: ${lastFailure}\n`);
   return false;
+}
+
+/**
+ * Sets up Dawn's navigator.gpu, picks an adapter and registers the tfjs 'webgpu' backend on its device.
+ * Returns false with a one-line explanation on stderr (also in webGpuFailure()) when the `webgpu` package
+ * or a usable Vulkan driver is missing; never throws for those.
+ */
+export async function setupWebGpu(opts: { quiet?: boolean } = {}): Promise<boolean> {
+  if (session) return true;
+  const quiet = opts.quiet === true;
+  const dawn = await loadDawn();
+  if (typeof dawn === 'string') return fail(dawn, quiet);
+  let gpu: GPU | undefined;
+  try {
+    gpu = dawn.create([]);
+    const adapter = await pickAdapter(gpu);
+    if (!adapter) return fail(explainNoAdapter(), quiet);
+    const report = describe(adapter);
+    const device = await requestDevice(adapter);
+    installNavigatorGpu(dawn, gpu);
+    const info = adapterInfo(adapter) as unknown as GPUAdapterInfo;
+    if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+    tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
+    installMatMulBroadcastFix('webgpu');
+    session = { gpu, device, report };
+    lastFailure = undefined;
+    const note = report.software ? ` (${report.description}; slow, for tests)` : '';
+    process.stderr.write(`glm46v: webgpu adapter: ${report.name}${note}\n`);
+    return true;
+  } catch (e) {
+    removeNavigatorGpu();
+    return fail(`Dawn failed to start: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`, quiet);
+  } finally {
+    if (!session) gpu = undefined;
+  }
+}
+
+/** The adapter in use, or undefined before a successful setupWebGpu(). */
+export function webGpuAdapter(): WebGpuAdapterReport | undefined {
+  return session?.report;
+}
+
+/** The one-line reason the last setupWebGpu() returned false, or undefined. */
+export function webGpuFailure(): string | undefined {
+  return lastFailure;
+}
+
+/**
+ * Releases the backend, the device and navigator.gpu. dawn.node's README ("Lifetime") says Node does not exit
+ * while its GPU object is reachable; with webgpu 0.6.2 on lavapipe the process exited either way, but a process
+ * that used webgpu should still call this (shutdownBackend does).
+ */
+export function shutdownWebGpu(): void {
+  if (!session) return;
+  if (tf.findBackend('webgpu') || tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  session.device.destroy();
+  removeNavigatorGpu();
+  session = undefined;
 }

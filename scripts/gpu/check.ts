@@ -1,0 +1,132 @@
+// GPU check for users: which backend and device tfjs runs on, a matMul checked against the cpu backend, GFLOP/s.
+// Usage: npx tsx scripts/gpu/check.ts [--sizes 512,1024] [--suite]
+//   GLM46V_BACKEND picks the backend (default here: webgpu, falling back like initBackend does).
+//   --suite also runs the whole mocha suite (parity specs included) on that backend in a child process.
+import { spawnSync } from 'child_process';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, setBackendPreference, shutdownBackend, type BackendName } from '../../lib/backend';
+import { webGpuAdapter } from '../../lib/webgpu';
+
+interface Args {
+  sizes?: number[];
+  suite: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { suite: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--suite') args.suite = true;
+    else if (a === '--sizes') {
+      const v = argv[++i] ?? '';
+      const sizes = v.split(',').map(Number);
+      if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--sizes ${v}: expected e.g. 512,1024`);
+      args.sizes = sizes;
+    } else throw new Error(`unknown argument ${a} (expected --sizes N,M or --suite)`);
+  }
+  return args;
+}
+
+/** Deterministic values in [-1, 1) so the cpu and device runs see identical inputs. */
+function randomArray(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+async function onBackend<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const was = tf.getBackend();
+  await tf.setBackend(name);
+  try {
+    return await fn();
+  } finally {
+    await tf.setBackend(was);
+  }
+}
+
+async function matMulValues(a: Float32Array, b: Float32Array, [m, k, n]: number[]): Promise<Float32Array> {
+  const c = tf.tidy(() => tf.matMul(tf.tensor2d(a, [m!, k!]), tf.tensor2d(b, [k!, n!])));
+  const v = (await c.data()) as Float32Array;
+  c.dispose();
+  return v;
+}
+
+/** Max |device - cpu| of an [m, k] x [k, n] matMul. */
+async function checkMatMul(dims: number[]): Promise<number> {
+  const [m, k, n] = dims as [number, number, number];
+  const a = randomArray(m * k, 1), b = randomArray(k * n, 2);
+  const got = await matMulValues(a, b, dims);
+  const want = await onBackend('cpu', () => matMulValues(a, b, dims));
+  let maxDiff = 0;
+  for (let i = 0; i < want.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+  return maxDiff;
+}
+
+/** GFLOP/s of an n x n x n matMul, timed from dispatch to data on the host, after one warm-up. */
+async function gflops(n: number, minMs: number): Promise<number> {
+  const a = tf.tensor2d(randomArray(n * n, 3), [n, n]), b = tf.tensor2d(randomArray(n * n, 4), [n, n]);
+  const once = async () => {
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+  };
+  await once();
+  let runs = 0;
+  const t0 = performance.now();
+  while (runs === 0 || performance.now() - t0 < minMs) {
+    await once();
+    runs++;
+  }
+  const ms = (performance.now() - t0) / runs;
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / (ms * 1e6);
+}
+
+function runSuite(backend: BackendName): number {
+  process.stdout.write(`\nmocha suite on ${backend}:\n`);
+  const r = spawnSync('npx', ['mocha'], { stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
+  return r.status ?? 1;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!process.env.GLM46V_BACKEND) setBackendPreference('webgpu');
+  const backend = await initBackend({ quiet: true });
+  const adapter = webGpuAdapter();
+  const device = backend === 'webgpu' && adapter ? `${adapter.name} (${adapter.description})` : 'host CPU';
+  process.stdout.write(`backend: ${backend}\ndevice: ${device}\n`);
+  const slow = backend === 'cpu' || adapter?.software === true;
+  const sizes = args.sizes ?? (backend === 'webgpu' && !slow ? [1024, 2048, 4096] : [256, 512]);
+  let failed = 0;
+  // Correctness on a tile-aligned and a ragged shape; the cpu backend (~1 GFLOP/s) bounds the sizes.
+  for (const dims of [[512, 512, 512], [333, 517, 259]]) {
+    const maxDiff = await checkMatMul(dims);
+    const tol = 1e-4; // float32, |values| < 1, k ~ 500: observed diffs are ~1e-5
+    if (!(maxDiff <= tol)) failed++;
+    const verdict = maxDiff <= tol ? 'ok' : 'MISMATCH';
+    process.stdout.write(`matMul ${dims.join('x')}: max |${backend} - cpu| = ${maxDiff.toExponential(2)} ${verdict}\n`);
+  }
+  for (const n of sizes) {
+    const rate = await gflops(n, slow ? 1000 : 300);
+    process.stdout.write(`matMul ${n}x${n}x${n}: ${rate.toFixed(1)} GFLOP/s\n`);
+  }
+  if (args.suite) failed += runSuite(backend) === 0 ? 0 : 1;
+  shutdownBackend();
+  process.stdout.write(failed === 0 ? 'check passed\n' : `check FAILED (${failed})\n`);
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`check failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    shutdownBackend();
+    process.exitCode = 1;
+  },
+);
