@@ -1,9 +1,118 @@
-// glm46v generate (placeholder until its issue lands).
-import { CliError } from './args';
+// glm46v generate: streams an answer to a prompt with images (or a video) to stdout; timing on stderr.
+import * as fs from 'fs';
+import * as path from 'path';
+import { initBackend } from '../lib/backend';
+import { GenerateOptions, generateTokens } from '../lib/generate';
+import { readGenerationConfig } from '../lib/generation_config';
+import { loadModel } from '../models/glm4v/auto';
+import type { CausalLmInputs } from '../models/glm4v/model';
+import type { ContentPart } from '../processors/chat_template';
+import { loadImage, RgbImage } from '../processors/image_io';
+import { Glm46VImageProcessor } from '../processors/image_processor';
+import { loadProcessor } from '../processors/processor';
+import { CliError, parseArgs } from './args';
+import { prepareVideo } from './video_input';
+import * as tf from '@tensorflow/tfjs';
+
+const USAGE = 'usage: glm46v generate [--model DIR] [--image FILE]... [--video FILE|DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S]';
+
+/** The small model shipped inside the package, used where --model is omitted. */
+export const BUILTIN_MODEL = path.join(__dirname, '..', 'assets', 'model');
+
+/** Streams decoded text as tokens arrive, holding back an incomplete UTF-8 character. */
+export class TextStreamer {
+  private ids: number[] = [];
+  private printed = 0;
+
+  constructor(private readonly decode: (ids: number[]) => string) {}
+
+  push(id: number): string {
+    this.ids.push(id);
+    const text = this.decode(this.ids);
+    if (text.endsWith('\uFFFD')) return '';
+    const fresh = text.slice(this.printed);
+    this.printed = text.length;
+    return fresh;
+  }
+
+  get text(): string {
+    return this.decode(this.ids);
+  }
+}
+
+function checkModelDir(dir: string): void {
+  if (!fs.existsSync(path.join(dir, 'config.json'))) throw new CliError(`model folder ${dir} is not readable: no config.json`);
+}
 
 export const command = {
-  summary: 'generate',
-  async run(_argv: string[]): Promise<void> {
-    throw new CliError('generate is not implemented yet');
+  summary: 'stream an answer to a prompt with images or a video',
+  async run(argv: string[]): Promise<void> {
+    const a = parseArgs(argv, {
+      model: { type: 'string', help: 'Hugging Face checkpoint folder (default: the built-in model)' },
+      image: { type: 'string', multiple: true, help: 'an image file (PNG or JPEG); repeat for several' },
+      video: { type: 'string', help: 'a video file (decoded with ffmpeg) or a folder of frames' },
+      prompt: { type: 'string', help: 'the question' },
+      'max-new-tokens': { type: 'number', help: 'at most this many new tokens (default 256)' },
+      temperature: { type: 'number', help: '0 = greedy; default from generation_config.json' },
+      'top-p': { type: 'number', help: 'nucleus sampling mass' },
+      'top-k': { type: 'number', help: 'sample among the k most likely tokens' },
+      seed: { type: 'number', help: 'seed for reproducible sampling' },
+      'enable-thinking': { type: 'boolean', help: 'let the model think first (templates with the switch)' },
+    }, USAGE);
+    if (!a) return;
+    const prompt = (a.prompt as string | undefined)?.trim();
+    if (!prompt) throw new CliError("--prompt is required and must not be empty (see --help)");
+    const imageFiles = (a.image as string[] | undefined) ?? [];
+    for (const f of imageFiles) if (!fs.existsSync(f)) throw new CliError(`image file ${f} does not exist`);
+    const videoArg = a.video as string | undefined;
+    if (videoArg && !fs.existsSync(videoArg)) throw new CliError(`video ${videoArg} does not exist`);
+    const dir = (a.model as string | undefined) ?? BUILTIN_MODEL;
+    checkModelDir(dir);
+
+    const images: RgbImage[] = imageFiles.map(loadImage);
+    await initBackend({ quiet: true });
+    const model = loadModel(dir);
+    try {
+      const processor = loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir));
+      const video = videoArg ? await prepareVideo(dir, videoArg) : undefined;
+      const content: ContentPart[] = [
+        ...images.map(() => ({ type: 'image' as const })),
+        ...(video ? [{ type: 'video' as const }] : []),
+        { type: 'text', text: prompt },
+      ];
+      const text = processor.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true, enableThinking: a['enable-thinking'] === true });
+      const enc = processor.call({ text: [text], ...(images.length ? { images } : {}), ...(video ? { videos: video } : {}) });
+      const inputs: CausalLmInputs = { inputIds: enc.inputIds, attentionMask: enc.attentionMask };
+      if (enc.pixelValues) {
+        inputs.pixelValues = tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]);
+        inputs.imageGridThw = enc.imageGridThw!;
+      }
+      if (enc.pixelValuesVideos) {
+        inputs.pixelValuesVideos = tf.tensor2d(enc.pixelValuesVideos, enc.pixelValuesVideosShape as [number, number]);
+        inputs.videoGridThw = enc.videoGridThw!;
+      }
+      const opts: GenerateOptions = { ...readGenerationConfig(dir) };
+      if (a['max-new-tokens'] !== undefined) opts.maxNewTokens = a['max-new-tokens'] as number;
+      if (a.temperature !== undefined) opts.temperature = a.temperature as number;
+      if (a['top-p'] !== undefined) opts.topP = a['top-p'] as number;
+      if (a['top-k'] !== undefined) opts.topK = a['top-k'] as number;
+      if (a.seed !== undefined) opts.seed = a.seed as number;
+
+      const streamer = new TextStreamer((ids) => processor.decode(ids, { skipSpecialTokens: true }));
+      const stop = new Set(opts.eosTokenId ?? model.config.eos_token_id);
+      const t0 = performance.now();
+      let tFirst = t0, n = 0;
+      for await (const [tok] of generateTokens(model, inputs, opts)) {
+        if (n++ === 0) tFirst = performance.now();
+        if (!stop.has(tok!)) process.stdout.write(streamer.push(tok!));
+      }
+      const tEnd = performance.now();
+      tf.dispose([inputs.pixelValues, inputs.pixelValuesVideos].filter((t): t is tf.Tensor2D => t !== undefined));
+      process.stdout.write('\n');
+      const decodeRate = n > 1 ? (n - 1) / ((tEnd - tFirst) / 1000) : 0;
+      process.stderr.write(`tokens=${n} prefill_ms=${(tFirst - t0).toFixed(0)} decode_tok_s=${decodeRate.toFixed(1)}\n`);
+    } finally {
+      model.dispose();
+    }
   },
 };

@@ -1,0 +1,35 @@
+import { expect } from 'chai';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { fixturePath } from '../helpers/fixtures';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'glm46v.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'generate', ...args], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: 'wasm' } });
+
+describe('glm46v generate', () => {
+  it('streams an answer with the built-in model and ends with the timing line', () => {
+    const r = run('--image', path.join(__dirname, '..', '..', 'assets', 'examples', 'shapes.png'), '--prompt', 'What colour is the circle?', '--max-new-tokens', '4');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stderr.trim().split('\n').pop()).to.match(/^tokens=[1-4] prefill_ms=\d+ decode_tok_s=[\d.]+$/);
+  });
+
+  it('runs a given checkpoint folder', () => {
+    const r = run('--model', fixturePath('models', 'tiny_a'), '--image', fixturePath('images', 'photo.jpg'), '--prompt', 'Describe it.', '--max-new-tokens', '3', '--temperature', '0.7', '--seed', '1');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/tokens=3 prefill_ms=\d+/);
+  });
+
+  for (const [what, args, message] of [
+    ['a missing image file', ['--image', 'no-such.png', '--prompt', 'x'], /^glm46v generate: image file no-such.png does not exist$/],
+    ['an unreadable model folder', ['--model', '/nonexistent-model', '--prompt', 'x'], /^glm46v generate: model folder \/nonexistent-model is not readable: no config.json$/],
+    ['an empty prompt', ['--prompt', '  '], /^glm46v generate: --prompt is required and must not be empty/],
+  ] as const) {
+    it(`gives a one-line error and a non-zero exit for ${what}`, () => {
+      const r = run(...args);
+      expect(r.status).to.not.equal(0);
+      expect(r.stderr.trim().split('\n')).to.have.length(1);
+      expect(r.stderr.trim()).to.match(message);
+      expect(r.stdout).to.equal('');
+    });
+  }
+});
