@@ -45,7 +45,7 @@ export interface LoadedData {
 }
 
 export interface Batch {
-  inputs: CausalLmInputs & { labels: number[][] };
+  inputs: CausalLmInputs & { inputIds: number[][]; attentionMask: number[][]; labels: number[][] };
   /** non-padding tokens */
   numTokens: number;
   lines: number[];

@@ -59,7 +59,7 @@ describe('ChatDataset (JSONL chats -> labelled rows and padded batches)', () => 
     const b = ds.collate([examples[0]!, examples[1]!, examples[4]!]);
     const L = 39;
     expect(b.inputs.inputIds.map((r) => r.length)).to.deep.equal([L, L, L]);
-    expect(b.inputs.attentionMask![1]).to.deep.equal([...new Array(L - 17).fill(0), ...new Array(17).fill(1)]);
+    expect(b.inputs.attentionMask[1]).to.deep.equal([...new Array(L - 17).fill(0), ...new Array(17).fill(1)]);
     expect(b.inputs.inputIds[1]!.slice(0, L - 17)).to.deep.equal(new Array(L - 17).fill(tok.padTokenId));
     expect(b.inputs.labels[1]!.slice(0, L - 17)).to.deep.equal(new Array(L - 17).fill(-100));
     expect(b.inputs.labels[1]!.slice(L - 17)).to.deep.equal(examples[1]!.labels);
