@@ -38,6 +38,9 @@ function cMatMul(backend: BackendWasm): CMatMul {
 const shapeBytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
 const prod = (s: number[]) => s.reduce((x, y) => x * y, 1);
 
+/** [K, N] each caller's tensor was first packed as (see Scratch.weights); weak, so it ends with the data. */
+const packedAs = new WeakMap<object, string>();
+
 /** Allocations and views made during one kernel call, all released before it returns. */
 class Scratch {
   private readonly temps: Info[] = [];
@@ -61,6 +64,27 @@ class Scratch {
     const v = this.backend.makeOutput([size], 'float32', offset);
     this.views.push(v);
     return this.id(v);
+  }
+
+  /** A fresh [shape] output freed with the scratch. */
+  alloc(shape: number[]): Info {
+    const t = this.backend.makeOutput(shape, 'float32');
+    this.temps.push(t);
+    return t;
+  }
+
+  /**
+   * The id under which `w` is packed as XNNPACK weights read as [K, N]. The C++ cache is keyed by tensor id
+   * alone, so data shared by a reshape and read with other dims would reuse a stale packing (a silent wrong
+   * result in the stock kernel too): such a second reading gets a fresh view id, packed for this call only.
+   */
+  weights(w: Info, K: number, N: number): number {
+    if (this.temps.includes(w)) return this.id(w);
+    const dims = `${K}x${N}`;
+    const seen = packedAs.get(w.dataId);
+    if (seen === undefined) packedAs.set(w.dataId, dims);
+    else if (seen !== dims) return this.view(this.offset(w), K * N);
+    return this.id(w);
   }
 
   release(): void {
@@ -122,7 +146,7 @@ function matMulXnn(a: Info, b: Info, tA: boolean, tB: boolean, e: Epilogue, back
       const a2 = tA ? s.transpose(a) : a;
       const b2 = tB ? s.transpose(b) : b;
       const out = backend.makeOutput(outShape, 'float32');
-      gemm(s, s.id(a2), rows, K, s.id(b2), N, s.id(out), e);
+      gemm(s, s.id(a2), rows, K, s.weights(b2, K, N), N, s.id(out), e);
       return out;
     }
     const a2 = tA ? s.transpose(a) : a;
@@ -147,10 +171,9 @@ function swapped(s: Scratch, a: Info, b: Info, tA: boolean, rows: number, K: num
   if (!tA) aT = s.transpose({ ...a, shape: [rows, K] }, [1, 0]); // [K, rows]
   else if (nA === 1) aT = a; // already [K, M]
   else aT = s.transpose({ ...a, shape: [nA, K, M] }, [1, 0, 2]); // [K, nA, M]
-  const p = s.backend.makeOutput([N, rows], 'float32');
-  gemm(s, s.id(b), N, K, s.id(aT), rows, s.id(p), PLAIN);
+  const p = s.alloc([N, rows]);
+  gemm(s, s.id(b), N, K, s.weights(aT, K, rows), rows, s.id(p), PLAIN);
   const out = tf.getKernel('Transpose', 'wasm')!.kernelFunc({ inputs: { x: p }, backend: s.backend, attrs: { perm: [1, 0] } }) as Info;
-  s.backend.disposeData(p.dataId);
   return { ...out, shape: outShape };
 }
 

@@ -1,12 +1,13 @@
 // GFLOP/s of each matMul form on tfjs-backend-wasm, stock kernels vs lib/kernels/wasm_matmul.ts, per thread count.
 // Usage: npx tsx scripts/bench/matmul.ts [--threads 1,2] [--only REGEX] [--min-ms 1000]
 // Each thread count runs in its own child process (the wasm build and its thread pool are fixed at init).
-// Times include `await y.data()`, as in tfjs_notes.md appendix A.8. "grad" rows run tf.grads, i.e. the forward
-// and both input gradients: 3 products, counted as 6·M·K·N flops.
+// Times include `await y.data()`, as in tfjs_notes.md appendix A.8; each figure is the best iteration, stock and
+// override alternating per case, so that load from other processes skews the comparison less. "grad" rows run
+// tf.grads, i.e. the forward and both input gradients: 3 products, counted as 6·M·K·N flops.
 import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
-import { installKernelOverrides } from '../../lib/kernels';
+import { installWasmMatMul } from '../../lib/kernels/wasm_matmul';
 import { prepareWasmThreads, setWasmThreads } from '../../lib/kernels/wasm_threads';
 
 interface Case { name: string; flops: number; make: () => { run: () => tf.Tensor; inputs: tf.Tensor[] } }
@@ -35,17 +36,20 @@ const CASES: Case[] = [
   },
 ];
 
+/** Best milliseconds per call over at least 3 calls and `minMs`, after one warm-up call. */
 async function timeIt(run: () => tf.Tensor, minMs: number): Promise<number> {
-  const once = async () => { const y = run(); await y.data(); y.dispose(); };
+  const once = async () => { const t0 = performance.now(); const y = run(); await y.data(); y.dispose(); return performance.now() - t0; };
   await once();
-  let iters = 0;
+  let best = Infinity, iters = 0;
   const t0 = performance.now();
   while (iters < 3 || performance.now() - t0 < minMs) {
-    await once();
+    best = Math.min(best, await once());
     if (++iters >= 200) break;
   }
-  return (performance.now() - t0) / iters;
+  return best;
 }
+
+const MATMUL_KERNELS = ['BatchMatMul', '_FusedMatMul'];
 
 async function child(threads: number, only: RegExp, minMs: number): Promise<void> {
   setWasmThreads(threads);
@@ -56,15 +60,21 @@ async function child(threads: number, only: RegExp, minMs: number): Promise<void
     restore();
   }
   const cases = CASES.filter((c) => only.test(c.name));
+  const stockConfigs = MATMUL_KERNELS.map((k) => tf.getKernel(k, 'wasm'));
+  const use = (mode: 'stock' | 'override') => {
+    if (mode === 'override') return installWasmMatMul();
+    for (const k of MATMUL_KERNELS) tf.unregisterKernel(k, 'wasm');
+    for (const config of stockConfigs) tf.registerKernel(config);
+  };
   const rows: Record<string, { stock?: number; override?: number }> = {};
-  for (const mode of ['stock', 'override'] as const) {
-    if (mode === 'override') installKernelOverrides('wasm');
-    for (const c of cases) {
-      const { run, inputs } = c.make();
-      const ms = await timeIt(run, minMs);
-      tf.dispose(inputs);
-      (rows[c.name] ??= {})[mode] = ms;
+  for (const c of cases) {
+    const { run, inputs } = c.make();
+    const row = (rows[c.name] = {} as { stock?: number; override?: number });
+    for (const mode of ['stock', 'override', 'stock', 'override'] as const) {
+      use(mode);
+      row[mode] = Math.min(row[mode] ?? Infinity, await timeIt(run, minMs / 2));
     }
+    tf.dispose(inputs);
   }
   process.stdout.write(JSON.stringify({ threads: getThreadsCount(), rows }) + '\n');
   tf.engine().removeBackend('wasm'); // ends the pthread workers so the child exits

@@ -125,6 +125,16 @@ describe('wasm matMul override (lib/kernels/wasm_matmul.ts) against the cpu back
     expect(backend.numDataIds(), 'numDataIds').to.equal(ids);
   });
 
+  it('does not reuse a weight packing for the same data reshaped to other dims (stock wasm does: diff ~6)', () => {
+    const [viaReshape, viaCopy] = tf.tidy(() => {
+      const w = seededTensor([8, 4], 1), x = seededTensor([3, 8], 2), y = seededTensor([3, 4], 3);
+      tf.matMul(x, w); // packs w as [K=8, N=4]
+      const w2 = tf.reshape(w, [4, 8]); // same data id, read as [K=4, N=8]
+      return [tf.matMul(y, w2).dataSync(), tf.matMul(y, tf.tensor(w2.dataSync(), [4, 8])).dataSync()];
+    });
+    expectClose(viaReshape, viaCopy, { atol: 0, label: 'y @ reshape(w)' });
+  });
+
   it('leaves non-float32 operands to the stock kernel and its error', () => {
     const a = tf.ones([2, 2], 'int32'), b = tf.ones([2, 2], 'int32');
     expect(() => tf.matMul(a, b)).to.throw(/not yet supported/);
