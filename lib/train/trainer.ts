@@ -1,0 +1,228 @@
+// The fine-tuning loop, after transformers' Trainer: seeded data order, gradient accumulation, clip_grad_norm_,
+// AdamW with warmup + cosine decay, periodic evaluation, resumable checkpoints, a JSONL log and a loss plot; then
+// the model saved in Hugging Face layout (LoRA merged). One host read per optimizer step (loss and grad norm).
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import { saveCheckpoint } from '../save';
+import { AdamW, paramGroups } from './adamw';
+import { ChatDataset, Example, LoadedData } from './data';
+import { applyLora, loraParameters, setLoraTraining } from './lora';
+import { writeLossPlot } from './plot';
+import { checkpointDir, listCheckpoints, loadTrainingCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, TrainerState } from './resume';
+import { epochOrder, mixSeed } from './rng';
+import { cosineWithWarmup } from './schedule';
+import { trainStep } from './step';
+import { shiftedLabelTargets } from './loss';
+
+export interface LoraConfig {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: string[];
+}
+
+export interface TrainOptions {
+  /** run folder: checkpoint-N/, log.jsonl, loss.png and the final model in final/ */
+  outDir: string;
+  /** folder the model was loaded from: its tokenizer, template and processor files go with the saved model */
+  modelDir: string;
+  epochs?: number;
+  /** optimizer steps; default: epochs over the data */
+  steps?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  lr?: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  warmupSteps?: number;
+  /** clip the global gradient norm to this (Infinity: never) */
+  maxGradNorm?: number;
+  seed?: number;
+  lora?: LoraConfig;
+  freezeVision?: boolean;
+  freezeEmbeddings?: boolean;
+  /** evaluate on the held-out data every N steps (and at the end); 0 = only at the end */
+  evalEvery?: number;
+  /** write a resumable checkpoint every N steps; 0 = never */
+  saveEvery?: number;
+  saveTotalLimit?: number;
+  /** continue from the newest checkpoint in outDir */
+  resume?: boolean;
+  /** stop after this many optimizer steps as if killed (no final save): for resume tests */
+  stopAfter?: number;
+  saveDtype?: 'F32' | 'BF16';
+  shardBytes?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Progress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSec: number;
+  elapsedSec: number;
+  etaSec: number;
+  evalLoss?: number;
+}
+
+export interface TrainResult {
+  steps: number;
+  finalLoss: number;
+  evalLoss?: number;
+  /** the Hugging Face folder written, or undefined when stopped early */
+  savedDir?: string;
+}
+
+/**
+ * The parameters that train, keyed by checkpoint key: the LoRA adapters when `lora` is set (applied here), else every
+ * parameter but the vision tower (freezeVision) and the token embeddings (freezeEmbeddings).
+ */
+export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pick<TrainOptions, 'lora' | 'freezeVision' | 'freezeEmbeddings' | 'seed'>): Map<string, tf.Variable> {
+  if (opts.lora) {
+    applyLora(model, { ...opts.lora, seed: opts.seed ?? 0 });
+    return loraParameters(model);
+  }
+  return new Map([...model.namedParameters()].filter(([k]) =>
+    !(opts.freezeVision && k.startsWith('model.visual.')) && !(opts.freezeEmbeddings && k === 'model.language_model.embed_tokens.weight')));
+}
+
+/** Shifted labels counted by the loss (the weight of a batch in the eval mean). */
+const countedLabels = (labels: number[][]) => shiftedLabelTargets(labels, Number.MAX_SAFE_INTEGER).rows.length;
+
+/** Token-weighted mean loss over `examples` in batches, no gradients; one host read at the end. */
+export async function evaluate(model: Glm4vForConditionalGeneration, ds: ChatDataset, examples: Example[], batchSize: number): Promise<number> {
+  let sum = tf.scalar(0);
+  let n = 0;
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const b = ds.collate(examples.slice(i, i + batchSize));
+    const k = countedLabels(b.inputs.labels);
+    if (k > 0) {
+      const next = tf.tidy(() => tf.add(sum, tf.mul(model.forward(b.inputs).loss!, tf.scalar(k))));
+      sum.dispose();
+      sum = next as tf.Scalar;
+      n += k;
+    }
+    b.inputs.pixelValues?.dispose();
+  }
+  const total = (await sum.data())[0]!;
+  sum.dispose();
+  return total / n;
+}
+
+interface LogLine {
+  step: number;
+  loss?: number;
+  eval_loss?: number;
+  [k: string]: unknown;
+}
+
+function readLog(file: string, upToStep: number): LogLine[] {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogLine).filter((l) => l.step <= upToStep);
+}
+
+/** Runs the whole fine-tuning; resumable with `resume`. Prepares the model (LoRA, frozen parts) itself. */
+export async function train(model: Glm4vForConditionalGeneration, ds: ChatDataset, trainData: LoadedData, evalData: LoadedData | undefined, o: TrainOptions): Promise<TrainResult> {
+  const bs = o.batchSize ?? 1, G = o.gradAccum ?? 1, seed = o.seed ?? 0, lr = o.lr ?? 1e-5;
+  const N = trainData.examples.length;
+  if (N === 0) throw new Error(`${trainData.file}: no training examples${trainData.skipped.length ? ` (${trainData.skipped.length} skipped as too long)` : ''}`);
+  const batchesPerEpoch = Math.ceil(N / bs);
+  const totalSteps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * batchesPerEpoch) / G));
+  const schedule = cosineWithWarmup({ warmupSteps: o.warmupSteps ?? 0, totalSteps });
+  const trainable = prepareTrainable(model, o);
+  const optimizer = new AdamW(trainable, paramGroups(trainable, o.weightDecay ?? 0), { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
+  const fingerprint = {
+    examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
+    warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
+    freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
+  };
+  fs.mkdirSync(o.outDir, { recursive: true });
+  const logFile = path.join(o.outDir, 'log.jsonl');
+  let state: TrainerState = { step: 0, epoch: 0, batch: 0, tokensSeen: 0, fingerprint };
+  const saved = o.resume ? listCheckpoints(o.outDir) : [];
+  if (saved.length) state = loadTrainingCheckpoint(checkpointDir(o.outDir, saved[saved.length - 1]!), trainable, optimizer, fingerprint);
+  // the log keeps what happened up to the checkpoint; steps after it are redone
+  const log = o.resume ? readLog(logFile, state.step) : [];
+  fs.writeFileSync(logFile, log.map((l) => JSON.stringify(l) + '\n').join(''));
+
+  let order = epochOrder(N, seed, state.epoch);
+  const nextMicroBatch = (): Example[] => {
+    if (state.batch >= batchesPerEpoch) {
+      state = { ...state, epoch: state.epoch + 1, batch: 0 };
+      order = epochOrder(N, seed, state.epoch);
+    }
+    const idx = order.slice(state.batch * bs, (state.batch + 1) * bs);
+    state = { ...state, batch: state.batch + 1 };
+    return idx.map((i) => trainData.examples[i]!);
+  };
+  const append = (line: LogLine) => {
+    log.push(line);
+    fs.appendFileSync(logFile, JSON.stringify(line) + '\n');
+  };
+  const plot = () => writeLossPlot(path.join(o.outDir, 'loss.png'), [
+    { points: log.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss!]), rgb: [31, 119, 180] },
+    { points: log.filter((l) => l.eval_loss !== undefined).map((l) => [l.step, l.eval_loss!]), rgb: [255, 127, 14] },
+  ]);
+  const runEval = async () => {
+    if (!evalData || evalData.examples.length === 0) return undefined;
+    const v = await evaluate(model, ds, evalData.examples, bs);
+    append({ step: state.step, eval_loss: v });
+    return v;
+  };
+
+  const t0 = Date.now();
+  const startStep = state.step;
+  let lastLoss = [...log].reverse().find((l) => l.loss !== undefined)?.loss ?? NaN;
+  let lastEval: number | undefined;
+  try {
+    while (state.step < totalSteps) {
+      const tStep = Date.now();
+      const batches = Array.from({ length: G }, () => ds.collate(nextMicroBatch()));
+      const stepLr = lr * schedule(state.step);
+      optimizer.lr = stepLr;
+      const step = state.step;
+      const out = trainStep(model, batches.map((b) => b.inputs), trainable, optimizer, {
+        maxGradNorm: o.maxGradNorm ?? Infinity,
+        beforeMicroBatch: (i) => o.lora && setLoraTraining(model, true, mixSeed(seed, step, i)),
+      });
+      for (const b of batches) b.inputs.pixelValues?.dispose();
+      const both = tf.stack([out.loss, out.gradNorm]);
+      const [loss, gradNorm] = await both.data(); // the one host read of the step
+      tf.dispose([both, out.loss, out.gradNorm]);
+      if (o.lora) setLoraTraining(model, false);
+      const tokens = batches.reduce((n, b) => n + b.numTokens, 0);
+      state = { ...state, step: step + 1, tokensSeen: state.tokensSeen + tokens };
+      lastLoss = loss!;
+      const now = Date.now();
+      const elapsedSec = (now - t0) / 1000;
+      const perStep = elapsedSec / (state.step - startStep);
+      append({ step: state.step, loss: lastLoss, lr: stepLr, grad_norm: gradNorm!, tokens, tokens_per_sec: tokens / Math.max((now - tStep) / 1000, 1e-9), elapsed_s: elapsedSec });
+      const evalNow = state.step === totalSteps || (o.evalEvery ? state.step % o.evalEvery === 0 : false);
+      const evalLoss = evalNow ? await runEval() : undefined;
+      if (evalLoss !== undefined) lastEval = evalLoss;
+      o.onProgress?.({
+        step: state.step, totalSteps, epoch: state.epoch, loss: lastLoss, lr: stepLr, gradNorm: gradNorm!,
+        tokensPerSec: tokens / Math.max((now - tStep) / 1000, 1e-9), elapsedSec, etaSec: perStep * (totalSteps - state.step),
+        ...(evalLoss !== undefined ? { evalLoss } : {}),
+      });
+      if (o.saveEvery && state.step % o.saveEvery === 0 && state.step < totalSteps) {
+        saveTrainingCheckpoint(checkpointDir(o.outDir, state.step), trainable, optimizer, state);
+        pruneCheckpoints(o.outDir, o.saveTotalLimit ?? 2);
+        plot();
+      }
+      if (o.stopAfter !== undefined && state.step >= o.stopAfter && state.step < totalSteps) return { steps: state.step, finalLoss: lastLoss };
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  plot();
+  const savedDir = path.join(o.outDir, 'final');
+  saveCheckpoint(model, savedDir, { copyFrom: o.modelDir, dtype: o.saveDtype ?? 'F32', ...(o.shardBytes ? { shardBytes: o.shardBytes } : {}) });
+  return { steps: state.step, finalLoss: lastLoss, ...(lastEval !== undefined ? { evalLoss: lastEval } : {}), savedDir };
+}

@@ -1,0 +1,108 @@
+import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { PNG } from 'pngjs';
+import { ChatDataset } from '../../../lib/train/data';
+import { listCheckpoints } from '../../../lib/train/resume';
+import { Progress, train, TrainOptions } from '../../../lib/train/trainer';
+import { loadModel } from '../../../models/glm4v/auto';
+import { fixturePath } from '../../helpers/fixtures';
+
+const TINY_A = fixturePath('models', 'tiny_a');
+const ds = ChatDataset.fromPretrained(TINY_A);
+const trainData = ds.load(fixturePath('train', 'data', 'train.jsonl'));
+const evalData = ds.load(fixturePath('train', 'data', 'eval.jsonl'));
+const tmpDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'trainer-'));
+const bytesOf = (file: string) => fs.readFileSync(file);
+
+async function run(opts: Partial<TrainOptions> & { outDir: string }) {
+  const model = loadModel(TINY_A);
+  try {
+    const progress: Progress[] = [];
+    const result = await train(model, ds, trainData, evalData, {
+      modelDir: TINY_A, batchSize: 2, lr: 3e-3, weightDecay: 0.1, warmupSteps: 2, maxGradNorm: 1, seed: 5,
+      onProgress: (p) => progress.push(p), ...opts,
+    });
+    return { result, progress };
+  } finally {
+    model.dispose();
+  }
+}
+
+const logLines = (dir: string) => fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+describe('train (the fine-tuning loop)', () => {
+  it('full fine-tune: loss goes down, log + plot + final HF checkpoint; frozen vision and embeddings stay put', async () => {
+    const out = tmpDir();
+    const { result, progress } = await run({ outDir: out, steps: 8, gradAccum: 2, freezeVision: true, freezeEmbeddings: true, evalEvery: 4 });
+    expect(result.steps).to.equal(8);
+    expect(result.savedDir).to.equal(path.join(out, 'final'));
+    expect(progress.map((p) => p.step)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(progress[0]!.lr).to.equal(0); // warmup starts at 0, as transformers'
+    expect(progress[1]!.lr).to.be.closeTo(1.5e-3, 1e-12);
+    expect(progress[7]!.loss).to.be.lessThan(progress[0]!.loss - 1);
+    expect(progress[7]!.etaSec).to.equal(0);
+    expect(progress.every((p) => p.tokensPerSec > 0 && Number.isFinite(p.gradNorm))).to.equal(true);
+    expect(progress.filter((p) => p.evalLoss !== undefined).map((p) => p.step)).to.deep.equal([4, 8]);
+    const log = logLines(out);
+    expect(log.filter((l) => 'loss' in l)).to.have.length(8);
+    expect(log.filter((l) => 'eval_loss' in l).map((l) => l.step)).to.deep.equal([4, 8]);
+    expect(Object.keys(log[0])).to.include.members(['step', 'loss', 'lr', 'grad_norm', 'tokens', 'tokens_per_sec', 'elapsed_s']);
+    const png = PNG.sync.read(bytesOf(path.join(out, 'loss.png')));
+    expect([png.width, png.height]).to.deep.equal([640, 400]);
+    const colours = new Set<string>();
+    for (let i = 0; i < png.data.length; i += 4) colours.add(`${png.data[i]},${png.data[i + 1]},${png.data[i + 2]}`);
+    expect(colours.has('31,119,180') && colours.has('255,127,14')).to.equal(true); // train and eval curves
+    const base = loadModel(TINY_A), tuned = loadModel(result.savedDir!);
+    const [bp, tp] = [base.namedParameters(), tuned.namedParameters()];
+    const same = (k: string) => Buffer.from(bp.get(k)!.dataSync().buffer).equals(Buffer.from(tp.get(k)!.dataSync().buffer));
+    for (const k of bp.keys()) expect(same(k), k).to.equal(k.startsWith('model.visual.') || k === 'model.language_model.embed_tokens.weight');
+    base.dispose();
+    tuned.dispose();
+  });
+
+  for (const variant of ['full', 'lora'] as const) {
+    it(`${variant}: a run stopped after step 3 and resumed ends with the same weights and log as an uninterrupted run`, async () => {
+      const opts: Partial<TrainOptions> = {
+        steps: 6, gradAccum: 2, saveEvery: 3, evalEvery: 2,
+        ...(variant === 'lora' ? { lora: { rank: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj', 'gate_up_proj'] }, lr: 2e-2 } : {}),
+      };
+      const whole = tmpDir(), parts = tmpDir();
+      await run({ ...opts, outDir: whole });
+      const first = await run({ ...opts, outDir: parts, stopAfter: 3 });
+      expect(first.result.savedDir).to.equal(undefined);
+      expect(listCheckpoints(parts)).to.deep.equal([3]);
+      fs.appendFileSync(path.join(parts, 'log.jsonl'), JSON.stringify({ step: 4, loss: 123 }) + '\n'); // a step the kill lost
+      const second = await run({ ...opts, outDir: parts, resume: true });
+      expect(second.progress.map((p) => p.step)).to.deep.equal([4, 5, 6]);
+      const [a, b] = [bytesOf(path.join(whole, 'final', 'model.safetensors')), bytesOf(path.join(parts, 'final', 'model.safetensors'))];
+      expect(a.equals(b), 'final weights bit-identical').to.equal(true);
+      const strip = (l: Record<string, unknown>) => ({ step: l.step, loss: l.loss, eval_loss: l.eval_loss, grad_norm: l.grad_norm, lr: l.lr });
+      expect(logLines(parts).map(strip)).to.deep.equal(logLines(whole).map(strip));
+    });
+  }
+
+  it('refuses to resume with different options, naming the option', async () => {
+    const out = tmpDir();
+    await run({ outDir: out, steps: 4, saveEvery: 2, stopAfter: 2 });
+    let err: Error | undefined;
+    await run({ outDir: out, steps: 4, saveEvery: 2, resume: true, lr: 1e-3 }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/cannot resume with lr=0\.001; the run was started with lr=0\.003/);
+  });
+
+  it('tf.memory().numTensors does not grow across 100 steps (with evaluation)', async () => {
+    const textOnly = { ...trainData, examples: trainData.examples.filter((e) => e.images.length === 0) };
+    const model = loadModel(TINY_A);
+    const counts: number[] = [];
+    await train(model, ds, textOnly, { ...evalData, examples: evalData.examples.slice(1) }, {
+      outDir: tmpDir(), modelDir: TINY_A, steps: 100, batchSize: 1, lr: 1e-3, maxGradNorm: 1, evalEvery: 25,
+      onProgress: () => counts.push(tf.memory().numTensors),
+    });
+    model.dispose();
+    expect(counts).to.have.length(100);
+    expect(counts[99]).to.equal(counts[1]);
+    expect(new Set(counts.slice(1)).size).to.equal(1);
+  });
+});
