@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Template } from '@huggingface/jinja';
 import { isObject } from '../lib/config';
-import { ProcessorError } from './tokenizer';
+import { ProcessorError } from './errors';
 
 /** One part of a message's content; media parts carry their data under the key named by `type` (or url/path). */
 export interface ContentPart {

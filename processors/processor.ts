@@ -3,8 +3,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { isObject } from '../lib/config';
-import { ChatMessage, ChatTemplate, ChatTemplateOptions } from './chat_template';
-import { GlmTokenizer, ProcessorError, readModelJson } from './tokenizer';
+import { ChatMessage, ChatTemplate, ChatTemplateOptions, ContentPart } from './chat_template';
+import { ProcessorError } from './errors';
+import { loadImage, RgbImage } from './image_io';
+import { Glm46VImageProcessor, Glm4vImageProcessor } from './image_processor';
+import { GlmTokenizer, readModelJson } from './tokenizer';
 
 /** What an image processor returns: rows of flattened patches and one [t, h, w] patch grid per image. */
 export interface ImageFeatures {
@@ -157,7 +160,22 @@ function mergeSizeOf(dir: string, file: string, def: number): number {
   return v;
 }
 
-export class Glm4vProcessor<Image = unknown> {
+/**
+ * The image of a chat content part, as HF's processor fetches it: `image` (pixels, or a local file path), else a
+ * local `path` / `url` file. Remote URLs are not fetched.
+ */
+function partImage(part: ContentPart, baseDir: string): RgbImage | unknown {
+  const src = part.image ?? part.path ?? part.url;
+  if (src === undefined) throw new ProcessorError('applyChatTemplate: an image part has no image, path or url to process');
+  if (typeof src !== 'string') return src;
+  if (/^[a-z]+:\/\//i.test(src)) throw new ProcessorError(`applyChatTemplate: cannot fetch ${src}: only local image files are read`);
+  return loadImage(path.resolve(baseDir, src));
+}
+
+export class Glm4vProcessor<Image = RgbImage> {
+  /** the image processor class that goes with this processor (HF's image_processor_class) */
+  static imageProcessorClass: typeof Glm4vImageProcessor = Glm4vImageProcessor;
+
   readonly imageToken: string;
   readonly videoToken: string;
   readonly imageTokenId: number;
@@ -185,13 +203,16 @@ export class Glm4vProcessor<Image = unknown> {
   }
 
   /**
-   * Loads the tokenizer, the chat template (if the folder has one) and the merge sizes from a model folder.
-   * The image processor is passed in (Glm46VImageProcessor.fromPretrained(dir)); without one, `call` takes
+   * Loads the tokenizer, the chat template (if the folder has one), the merge sizes and, unless one is passed in,
+   * the folder's image processor (when it has a preprocessor_config.json). With `null`, `call` takes
    * `processedImages` only.
    */
-  static fromPretrained<T extends typeof Glm4vProcessor, Image = unknown>(
-    this: T, dir: string, imageProcessor: ImageProcessorLike<Image> | null = null,
+  static fromPretrained<T extends typeof Glm4vProcessor, Image = RgbImage>(
+    this: T, dir: string, imageProcessor?: ImageProcessorLike<Image> | null,
   ): InstanceType<T> {
+    if (imageProcessor === undefined && fs.existsSync(path.join(dir, 'preprocessor_config.json'))) {
+      imageProcessor = this.imageProcessorClass.fromPretrained(dir) as unknown as ImageProcessorLike<Image>;
+    }
     const tokenizer = GlmTokenizer.fromPretrained(dir);
     let template: ChatTemplate | null = null;
     try {
@@ -200,13 +221,16 @@ export class Glm4vProcessor<Image = unknown> {
       if (!(e instanceof ProcessorError) || !e.message.includes('no chat template')) throw e;
     }
     const merge = mergeSizeOf(dir, 'preprocessor_config.json', 2);
-    return new this(tokenizer, template, imageProcessor, merge, mergeSizeOf(dir, 'video_preprocessor_config.json', merge)) as InstanceType<T>;
+    return new this(tokenizer, template, imageProcessor ?? null, merge, mergeSizeOf(dir, 'video_preprocessor_config.json', merge)) as InstanceType<T>;
   }
 
-  /** Renders the chat template (tokenize: false) or renders and runs `call` on the prompt and the messages' images. */
+  /**
+   * Renders the chat template (tokenize: false), or renders it and runs `call` on the prompt and the messages'
+   * images (HF's return_dict=True output); image file paths are read relative to `baseDir` (default: cwd).
+   */
   applyChatTemplate(messages: ChatMessage[], opts?: ChatTemplateOptions & { tokenize?: false }): string;
-  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions & { tokenize: true }): ProcessorOutput;
-  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions & { tokenize?: boolean } = {}): string | ProcessorOutput {
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions & { tokenize: true; baseDir?: string }): ProcessorOutput;
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions & { tokenize?: boolean; baseDir?: string } = {}): string | ProcessorOutput {
     if (!this.chatTemplate) throw new ProcessorError(`${this.tokenizer.source}: cannot apply a chat template, the folder has none`);
     const prompt = this.chatTemplate.render(messages, opts, this.tokenizer.specialTokensMap);
     if (!opts.tokenize) return prompt;
@@ -215,10 +239,7 @@ export class Glm4vProcessor<Image = unknown> {
       if (!Array.isArray(m.content)) continue;
       for (const part of m.content) {
         if (part.type === 'video' || 'video' in part) throw new ProcessorError('applyChatTemplate: videos need a video processor; pass processed videos to call()');
-        if (part.type === 'image' || 'image' in part) {
-          if (part.image === undefined) throw new ProcessorError('applyChatTemplate: an image part has no `image` to process');
-          images.push(part.image as Image);
-        }
+        if (part.type === 'image' || 'image' in part) images.push(partImage(part, opts.baseDir ?? '.') as Image);
       }
     }
     return this.call({ text: [prompt], ...(images.length ? { images } : {}) });
@@ -300,12 +321,13 @@ export class Glm4vProcessor<Image = unknown> {
 }
 
 /** GLM-4.6V's processor: identical to GLM-4.1V's except the frame timestamp text ("1.5 seconds"). */
-export class Glm46VProcessor<Image = unknown> extends Glm4vProcessor<Image> {
+export class Glm46VProcessor<Image = RgbImage> extends Glm4vProcessor<Image> {
+  static override imageProcessorClass: typeof Glm4vImageProcessor = Glm46VImageProcessor;
   override readonly frameLabel: FrameLabel = glm46vFrameLabel;
 }
 
 /** AutoProcessor: the class named by `processor_class` in preprocessor_config.json, else tokenizer_config.json. */
-export function loadProcessor<Image = unknown>(dir: string, imageProcessor: ImageProcessorLike<Image> | null = null): Glm4vProcessor<Image> {
+export function loadProcessor<Image = RgbImage>(dir: string, imageProcessor?: ImageProcessorLike<Image> | null): Glm4vProcessor<Image> {
   const named = ['preprocessor_config.json', 'tokenizer_config.json']
     .filter((f) => fs.existsSync(path.join(dir, f)))
     .map((f) => [f, readModelJson(dir, f).processor_class] as const)

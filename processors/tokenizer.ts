@@ -5,10 +5,9 @@ import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { isObject, Json } from '../lib/config';
 
-/** Errors at the processor boundary (missing files, placeholder counts, bad inputs). */
-export class ProcessorError extends Error {
-  override name = 'ProcessorError';
-}
+import { ProcessorError } from './errors';
+
+export { ProcessorError } from './errors';
 
 /** Reads a JSON file of a model folder; errors name the file (and the folder when it is missing). */
 export function readModelJson(dir: string, file: string): Json {

@@ -7,7 +7,9 @@ import { ChatMessage } from '../../processors/chat_template';
 import {
   Glm46VProcessor, Glm4vProcessor, ImageFeatures, loadProcessor, ProcessedVideo, pythonFormatFixed,
 } from '../../processors/processor';
-import { ProcessorError } from '../../processors/tokenizer';
+import { ProcessorError } from '../../processors/errors';
+import { loadImage } from '../../processors/image_io';
+import { expectClose } from '../helpers/expect_close';
 import { HostTensor } from '../../lib/safetensors';
 import { fixturePath, loadReference, Reference } from '../helpers/fixtures';
 
@@ -63,12 +65,26 @@ describe('processors/processor', () => {
         ...(opts.enable_thinking !== undefined ? { enableThinking: opts.enable_thinking } : {}),
       }));
       expect(text).to.deep.equal(JSON.parse(ref.metadata.text!));
-      const images = JSON.parse(ref.metadata.images!) as string[];
-      const out = proc.call({ text, ...(images.length ? { processedImages: gridsOnly(ref) } : {}) });
+      const files = JSON.parse(ref.metadata.images!) as string[];
+      const images = files.map((f) => loadImage(fixturePath('processor', f)));
+      const out = proc.call({ text, ...(images.length ? { images } : {}) });
       expectProcOutput(name, ref, out);
-      if (images.length) expect(out.imageGridThw).to.deep.equal(rows(ref.get('proc:image_grid_thw')));
+      if (images.length) expect(out.imageGridThw, `${name} image_grid_thw`).to.deep.equal(rows(ref.get('proc:image_grid_thw')));
+      if (ref.tensors.has('proc:pixel_values')) {
+        const pv = ref.get('proc:pixel_values');
+        expect(out.pixelValuesShape).to.deep.equal(pv.shape);
+        expectClose(out.pixelValues!, pv.data, { atol: 0.016, rtol: 0, label: `${name} pixel_values` });
+      }
     });
   }
+
+  it('applyChatTemplate(tokenize: true) reads the images of the messages and gives the same ids and pixels', () => {
+    const { ref, proc } = load('chat_two_images');
+    const [chat] = JSON.parse(ref.metadata.messages!) as ChatMessage[][];
+    const out = proc.applyChatTemplate(chat!, { addGenerationPrompt: true, tokenize: true, baseDir: fixturePath('processor') });
+    expectProcOutput('chat_two_images (tokenize)', ref, out);
+    expectClose(out.pixelValues!, ref.get('proc:pixel_values').data, { atol: 0.016, rtol: 0, label: 'pixel_values (tokenize)' });
+  });
 
   for (const name of ['video_glm46v', 'video_glm4v']) {
     it(`${name}: expands each video into timestamped frames as transformers does`, () => {
