@@ -51,7 +51,7 @@ export interface TrainOptions {
   saveTotalLimit?: number;
   /** continue from the newest checkpoint in outDir */
   resume?: boolean;
-  /** stop after this many optimizer steps as if killed (no final save): for resume tests */
+  /** stop after this many optimizer steps with a checkpoint but no final model (continue with `resume`) */
   stopAfter?: number;
   saveDtype?: 'F32' | 'BF16';
   shardBytes?: number;
@@ -211,12 +211,13 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
         tokensPerSec: tokens / Math.max((now - tStep) / 1000, 1e-9), elapsedSec, etaSec: perStep * (totalSteps - state.step),
         ...(evalLoss !== undefined ? { evalLoss } : {}),
       });
-      if (o.saveEvery && state.step % o.saveEvery === 0 && state.step < totalSteps) {
+      const stop = o.stopAfter !== undefined && state.step >= o.stopAfter && state.step < totalSteps;
+      if ((o.saveEvery && state.step % o.saveEvery === 0 && state.step < totalSteps) || stop) {
         saveTrainingCheckpoint(checkpointDir(o.outDir, state.step), trainable, optimizer, state);
         pruneCheckpoints(o.outDir, o.saveTotalLimit ?? 2);
         plot();
       }
-      if (o.stopAfter !== undefined && state.step >= o.stopAfter && state.step < totalSteps) return { steps: state.step, finalLoss: lastLoss };
+      if (stop) return { steps: state.step, finalLoss: lastLoss };
     }
   } finally {
     optimizer.dispose();

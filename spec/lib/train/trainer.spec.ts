@@ -64,17 +64,19 @@ describe('train (the fine-tuning loop)', () => {
   });
 
   for (const variant of ['full', 'lora'] as const) {
-    it(`${variant}: a run stopped after step 3 and resumed ends with the same weights and log as an uninterrupted run`, async () => {
+    it(`${variant}: a run killed after step 4 (last checkpoint 3) and resumed ends with the same weights and log as an uninterrupted run`, async () => {
       const opts: Partial<TrainOptions> = {
         steps: 6, gradAccum: 2, saveEvery: 3, evalEvery: 2,
         ...(variant === 'lora' ? { lora: { rank: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj', 'gate_up_proj'] }, lr: 2e-2 } : {}),
       };
       const whole = tmpDir(), parts = tmpDir();
       await run({ ...opts, outDir: whole });
-      const first = await run({ ...opts, outDir: parts, stopAfter: 3 });
+      // killed during step 5: checkpoint-3 is on disk, step 4 is in the log but in no checkpoint
+      const first = await run({ ...opts, outDir: parts, stopAfter: 4 });
       expect(first.result.savedDir).to.equal(undefined);
-      expect(listCheckpoints(parts)).to.deep.equal([3]);
-      fs.appendFileSync(path.join(parts, 'log.jsonl'), JSON.stringify({ step: 4, loss: 123 }) + '\n'); // a step the kill lost
+      expect(listCheckpoints(parts)).to.deep.equal([3, 4]);
+      fs.rmSync(path.join(parts, 'checkpoint-4'), { recursive: true });
+      expect(logLines(parts).filter((l) => 'loss' in l).map((l) => l.step)).to.deep.equal([1, 2, 3, 4]);
       const second = await run({ ...opts, outDir: parts, resume: true });
       expect(second.progress.map((p) => p.step)).to.deep.equal([4, 5, 6]);
       const [a, b] = [bytesOf(path.join(whole, 'final', 'model.safetensors')), bytesOf(path.join(parts, 'final', 'model.safetensors'))];
