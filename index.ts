@@ -1,0 +1,34 @@
+// Public entry point of the glm46v package.
+export { initBackend, setBackendPreference, shutdownBackend } from './lib/backend';
+export type { BackendName } from './lib/backend';
+export { SafetensorsFile, readAllSafetensors, writeSafetensors } from './lib/safetensors';
+export { CheckpointReader, loadWeights, WeightLoadError } from './lib/checkpoint';
+export { Module, ModuleList, Parameter } from './lib/module';
+export { ConfigError } from './lib/config';
+export { TextCache, KVCache } from './lib/kv_cache';
+export { generate, generateTokens, prefill, decodeOne } from './lib/generate';
+export type { GenerateOptions, DecodeState } from './lib/generate';
+export { makeSampler, applyTopK, applyTopP, applyRepetitionPenalty } from './lib/sampling';
+export { readGenerationConfig } from './lib/generation_config';
+export { runParity } from './lib/parity';
+export { causalLmLoss } from './lib/train/loss';
+
+export * from './models/glm4v/config';
+export { Glm4vTextModel } from './models/glm4v/text';
+export { Glm4vVisionModel } from './models/glm4v/vision';
+export { getRopeIndex } from './models/glm4v/rope_index';
+export {
+  Glm4vModel, Glm46VModel, Glm4vForConditionalGeneration, Glm46VForConditionalGeneration,
+} from './models/glm4v/model';
+export type { CausalLmInputs, CausalLmOutput, Glm4vInputs } from './models/glm4v/model';
+export { loadModel } from './models/glm4v/auto';
+
+export { loadImage, decodeImage } from './processors/image_io';
+export type { RgbImage } from './processors/image_io';
+export { Glm4vImageProcessor, Glm46VImageProcessor } from './processors/image_processor';
+export { Glm4vVideoProcessor, Glm46VVideoProcessor, loadVideoProcessor } from './processors/video_processor';
+export { loadVideo } from './processors/video_io';
+export { Glm4vProcessor, Glm46VProcessor, loadProcessor } from './processors/processor';
+export { GlmTokenizer } from './processors/tokenizer';
+export { splitThinking, parseBoxes } from './processors/answer';
+export { ProcessorError } from './processors/errors';
