@@ -1,5 +1,5 @@
 // Video input for the GLM-V video processor: decoded frames with their metadata, as transformers' video_utils
-// (VideoMetadata, load_video with the default PyAV backend) hands them over. Three sources: frames already in
+// (VideoMetadata, fetch_videos with its default torchcodec backend) hands them over. Three sources: frames already in
 // memory, a folder of frame images, and a video file decoded by the `ffmpeg` / `ffprobe` command-line tools.
 // Decoding stays here, outside the model code; a sampler (the processor's sample_frames) may pick the frames
 // while loading, so that a long video never has all its frames in memory.
@@ -152,42 +152,60 @@ function rational(s: unknown): [number, number] | null {
 }
 
 interface ProbedStream {
+  /** of the decoded frames, after the rotation ffmpeg applies */
   width: number;
   height: number;
   metadata: VideoMetadata;
 }
 
 /**
- * ffprobe's view of the first video stream, as transformers' PyAV reader sees it: total = the stream's frame
- * count, fps = its average rate, duration = total / fps (computed from the exact rational, like PyAV's
- * Fraction). Containers that do not store a frame count get one by decoding (`-count_frames`).
+ * The first video stream's metadata as transformers 5.24 reads a video file by default (torchcodec's
+ * VideoDecoder in exact seek mode): a scan of the packets (no decoding) gives the frame count, the stream's
+ * begin (smallest pts) and end (largest pts + duration), each converted to seconds as pts * num / den; then
+ * duration = end - begin and fps = frames / duration (the header's r_frame_rate when the duration is 0).
  */
 async function probe(ffprobe: string, file: string): Promise<ProbedStream> {
-  const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames', '-of', 'json', file];
-  const parse = (buf: Buffer): Record<string, unknown> => {
-    const streams = (JSON.parse(buf.toString()) as { streams?: Record<string, unknown>[] }).streams;
-    if (!streams || !streams[0]) throw new ProcessorError(`${file}: ffprobe found no video stream`);
-    return streams[0];
-  };
-  const s = parse(await run(ffprobe, args));
-  let total = Number(s.nb_frames);
-  if (!(Number.isInteger(total) && total > 0)) {
-    const counted = parse(await run(ffprobe, ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'json', file]));
-    total = Number(counted.nb_read_frames);
+  const out = await run(ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries',
+    'stream=width,height,time_base,r_frame_rate:stream_side_data=rotation:packet=pts,dts,duration,flags', '-of', 'json', file]);
+  let json: { streams?: Record<string, unknown>[]; packets?: Record<string, unknown>[] };
+  try {
+    json = JSON.parse(out.toString()) as typeof json;
+  } catch (e) {
+    throw new ProcessorError(`${file}: cannot read ffprobe's output (${(e as Error).message})`);
   }
-  if (!(Number.isInteger(total) && total > 0)) throw new ProcessorError(`${file}: the video stream has no frames`);
-  const rate = rational(s.avg_frame_rate) ?? rational(s.r_frame_rate);
-  if (!rate) throw new ProcessorError(`${file}: ffprobe reports no frame rate (avg_frame_rate ${JSON.stringify(s.avg_frame_rate)})`);
-  const [num, den] = rate;
-  const width = Number(s.width), height = Number(s.height);
+  const s = json.streams?.[0];
+  if (!s) throw new ProcessorError(`${file}: ffprobe found no video stream`);
+  const tb = rational(s.time_base);
+  if (!tb) throw new ProcessorError(`${file}: ffprobe reports no time base (${JSON.stringify(s.time_base)})`);
+  const seconds = (pts: number) => (pts * tb[0]) / tb[1];
+  let count = 0, begin = Infinity, end = -Infinity;
+  for (const p of json.packets ?? []) {
+    if (typeof p.flags === 'string' && p.flags.includes('D')) continue; // AV_PKT_FLAG_DISCARD
+    const at = typeof p.pts === 'number' ? p.pts : Number(p.dts);
+    const dur = typeof p.duration === 'number' ? p.duration : 0;
+    if (!Number.isFinite(at)) continue;
+    count++;
+    begin = Math.min(begin, at);
+    end = Math.max(end, at + dur);
+  }
+  if (count === 0) throw new ProcessorError(`${file}: the video stream has no frames`);
+  const duration = seconds(end) - seconds(begin);
+  const rate = rational(s.r_frame_rate);
+  const fps = duration !== 0 ? count / duration : rate ? rate[0] / rate[1] : null;
+  if (fps === null) throw new ProcessorError(`${file}: cannot tell the frame rate (no duration, r_frame_rate ${JSON.stringify(s.r_frame_rate)})`);
+  let width = Number(s.width), height = Number(s.height);
   if (!(width > 0 && height > 0)) throw new ProcessorError(`${file}: ffprobe reports a frame size of ${s.width}x${s.height}`);
-  return { width, height, metadata: { totalFrames: total, fps: num / den, duration: (total * den) / num } };
+  const side = Array.isArray(s.side_data_list) ? (s.side_data_list as Record<string, unknown>[]) : [];
+  const rotation = Number(side.find((d) => d.rotation !== undefined)?.rotation ?? 0);
+  if (Math.abs(rotation) % 180 === 90) [width, height] = [height, width]; // ffmpeg (and torchcodec) rotate the frames
+  return { width, height, metadata: { totalFrames: count, fps, duration } };
 }
 
 /**
- * Decodes a video file with ffmpeg (every frame in decode order as rgb24, none dropped or duplicated, rotation
- * metadata not applied, as PyAV's frame.to_ndarray) and keeps the frames that `sampleIndices` picks (all by
- * default). Needs `ffprobe` and `ffmpeg` on the PATH; a clear error names the missing one.
+ * Decodes a video file with ffmpeg (every frame in presentation order as rgb24, none dropped or duplicated, the
+ * rotation metadata applied, as torchcodec does; its default yuv -> rgb conversion gives torchcodec's bytes) and
+ * keeps the frames that `sampleIndices` picks (all by default). Needs `ffprobe` and `ffmpeg` on the PATH; a clear
+ * error names the missing one.
  */
 export async function loadVideoFile(file: string, opts: VideoLoadOptions = {}): Promise<DecodedVideo> {
   if (!fs.existsSync(file)) throw new ProcessorError(`${file}: no such video file`);
@@ -202,7 +220,7 @@ export async function loadVideoFile(file: string, opts: VideoLoadOptions = {}): 
   const kept = new Map<number, RgbImage>();
   const frameBytes = width * height * 3;
   let pending: Buffer = Buffer.alloc(0), index = 0;
-  await run(ffmpeg, ['-v', 'error', '-nostdin', '-noautorotate', '-i', file, '-map', '0:v:0', '-fps_mode', 'passthrough',
+  await run(ffmpeg, ['-v', 'error', '-nostdin', '-i', file, '-map', '0:v:0', '-fps_mode', 'passthrough',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], (chunk) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     while (pending.length >= frameBytes) {

@@ -1,6 +1,7 @@
 // Glm4vVideoProcessor / Glm46VVideoProcessor (and the processor's video prompts) against transformers' AutoProcessor
 // on the committed clips (spec/fixtures/video/*.safetensors from scripts/parity/cases_video.py): sampled frames,
 // pixel_values_videos within one 8-bit step, video_grid_thw and input_ids exactly.
+import * as fs from 'fs';
 import * as path from 'path';
 import { expect } from 'chai';
 import { ConfigError } from '../../lib/config';
@@ -10,11 +11,12 @@ import { ProcessorError } from '../../processors/errors';
 import { Glm4vImageProcessor } from '../../processors/image_processor';
 import { loadImage, RgbImage } from '../../processors/image_io';
 import { loadProcessor } from '../../processors/processor';
-import { loadFrameFolder, videoFromFrames } from '../../processors/video_io';
+import { loadFrameFolder, loadVideoFile, videoFromFrames } from '../../processors/video_io';
 import {
   Glm46VVideoProcessor, Glm4vVideoProcessor, loadVideoProcessor, parseVideoProcessorConfig, VideoProcessorOutput,
 } from '../../processors/video_processor';
 import { expectClose } from '../helpers/expect_close';
+import { fakeFfmpeg } from '../helpers/fake_ffmpeg';
 import { fixturePath, loadReference, Reference } from '../helpers/fixtures';
 
 const ONE_STEP = 0.016; // one 8-bit level after normalization is 1/255/std >= 0.0142
@@ -84,6 +86,39 @@ describe('processors/video_processor: parity with transformers', () => {
     const proc = loadProcessor(c.ref.modelDir);
     const text = proc.tokenizer.decode(c.ids[0]!);
     expect(text).to.include('<|end_of_image|>0.2 seconds').and.include('<|end_of_image|>0.8 seconds');
+  });
+});
+
+describe('processors/video_processor: a video file as transformers decodes it (torchcodec)', () => {
+  // spec/fixtures/video/file/ from scripts/parity/video_file_reference.py: an H.264 file, what the real ffprobe
+  // printed for it, torchcodec's decoded frames (equal to what the real ffmpeg printed), the reference processor's
+  // output on the file path. The tools are replayed here, so the spec needs no FFmpeg.
+  const dir = fixturePath('video', 'file');
+  const ref = loadReference(path.join(dir, 'reference.safetensors'));
+
+  it("Glm46VProcessor on clip_d.mp4: torchcodec's metadata, the sampled frames, pixel_values_videos and ids", async () => {
+    const decoded = loadFrameFolder(path.join(dir, 'decoded'));
+    const tools = fakeFfmpeg({
+      probeJson: fs.readFileSync(path.join(dir, 'ffprobe.json'), 'utf8'),
+      rawFrames: Buffer.concat(decoded.frames.map((f) => Buffer.from(f.data))),
+    });
+    const vp = loadVideoProcessor(ref.modelDir);
+    const file = path.join(dir, 'clip_d.mp4');
+    const video = await loadVideoFile(file, { searchPath: tools.bin, sampleIndices: (m) => vp.sampleFrames(m) });
+    // the same commands the recording was made with
+    const [probeCall, decodeCall] = tools.calls();
+    expect(probeCall).to.equal(['ffprobe', ...JSON.parse(ref.metadata.probe_args!), file].join(' '));
+    expect(decodeCall).to.equal(['ffmpeg', ...(JSON.parse(ref.metadata.decode_args!) as string[]).map((a) => a.replace('{file}', file))].join(' '));
+    const tc = JSON.parse(ref.metadata.torchcodec!) as { total: number; fps: number; duration: number };
+    expect(video.metadata).to.deep.equal({ totalFrames: tc.total, fps: tc.fps, duration: tc.duration });
+    expect(video.framesIndices).to.deep.equal(JSON.parse(ref.metadata.frames_indices!));
+    const out = vp.preprocess([video]);
+    expect(out.videos[0]!.videoGridThw).to.deep.equal(rows(ref.get('proc:video_grid_thw'))[0]);
+    expectClose(out.pixelValuesVideos, ref.get('proc:pixel_values_videos').data, { atol: ONE_STEP, label: 'clip_d pixel_values_videos' });
+    const proc = loadProcessor(ref.modelDir);
+    const chats = JSON.parse(ref.metadata.messages!) as ChatMessage[][];
+    const text = chats.map((c) => proc.applyChatTemplate(c, { addGenerationPrompt: true }));
+    expect(proc.call({ text, videos: out }).inputIds).to.deep.equal(rows(ref.get('proc:input_ids')));
   });
 });
 
