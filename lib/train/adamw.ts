@@ -71,6 +71,21 @@ export class AdamW {
    */
   step(grads: Map<string, tf.Tensor>): void {
     const [b1, b2] = this.betas;
+    // one upload per distinct scalar value per step, shared by every parameter (kept out of the per-parameter tidy)
+    const scalars = new Map<number, tf.Scalar>();
+    const c = (v: number): tf.Scalar => {
+      let t = scalars.get(v);
+      if (!t) scalars.set(v, (t = tf.keep(tf.scalar(v))));
+      return t;
+    };
+    try {
+      this.update(grads, b1, b2, c);
+    } finally {
+      tf.dispose([...scalars.values()]);
+    }
+  }
+
+  private update(grads: Map<string, tf.Tensor>, b1: number, b2: number, c: (v: number) => tf.Scalar): void {
     for (const [key, g] of grads) {
       const p = this.params.get(key);
       if (!p) throw new Error(`AdamW: gradient for '${key}', which is not a parameter of this optimizer`);
@@ -82,12 +97,12 @@ export class AdamW {
       const stepSize = this.lr / (1 - b1 ** s.step);
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
       tf.tidy(() => {
-        const decayed = wd !== 0 ? tf.mul(p, tf.scalar(1 - this.lr * wd)) : p;
+        const decayed = wd !== 0 ? tf.mul(p, c(1 - this.lr * wd)) : p;
         // torch's lerp for weight < 0.5: self + weight * (end - self)
-        const m = tf.add(s.expAvg, tf.mul(tf.sub(g, s.expAvg), tf.scalar(1 - b1)));
-        const v = tf.add(tf.mul(s.expAvgSq, tf.scalar(b2)), tf.mul(tf.mul(g, tf.scalar(1 - b2)), g));
-        const denom = tf.add(tf.div(tf.sqrt(v), tf.scalar(bc2Sqrt)), tf.scalar(this.eps));
-        p.assign(tf.sub(decayed, tf.mul(tf.scalar(stepSize), tf.div(m, denom))));
+        const m = tf.add(s.expAvg, tf.mul(tf.sub(g, s.expAvg), c(1 - b1)));
+        const v = tf.add(tf.mul(s.expAvgSq, c(b2)), tf.mul(tf.mul(g, c(1 - b2)), g));
+        const denom = tf.add(tf.div(tf.sqrt(v), c(bc2Sqrt)), c(this.eps));
+        p.assign(tf.sub(decayed, tf.mul(c(stepSize), tf.div(m, denom))));
         s.expAvg.assign(m);
         s.expAvgSq.assign(v);
       });
