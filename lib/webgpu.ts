@@ -74,6 +74,21 @@ function describe(adapter: GPUAdapter): WebGpuAdapterReport {
   return { name, software, description };
 }
 
+/**
+ * WebGPUBackend with a readSync that fails with advice instead of "OffscreenCanvas is not defined": the stock one
+ * reads GPU buffers synchronously through browser canvases, and Node has neither those nor a blocking buffer map.
+ * Tensors whose values are still on the host (never used by a GPU kernel) read synchronously as before.
+ */
+class NodeWebGPUBackend extends WebGPUBackend {
+  override readSync(dataId: object): ReturnType<WebGPUBackend['readSync']> {
+    const data = (this as unknown as { tensorMap: { get(id: object): { values?: unknown } } }).tensorMap.get(dataId);
+    if (data.values != null || typeof OffscreenCanvas !== 'undefined') return super.readSync(dataId);
+    throw new Error(
+      'webgpu in Node cannot read a GPU tensor synchronously (dataSync/arraySync/bufferSync): use await t.data() / t.array()',
+    );
+  }
+}
+
 /** A real GPU if Dawn sees one, else the software renderer (core features first, then featureLevel 'compatibility'). */
 async function pickAdapter(gpu: GPU): Promise<GPUAdapter | null> {
   const fast = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -159,6 +174,35 @@ export function installMatMulBroadcastFix(backendName: string): void {
   tf.registerKernel({ ...stock, kernelFunc: Object.assign(kernelFunc, { broadcastFix: true as const }) });
 }
 
+/**
+ * tfjs-backend-webgpu 4.22's Softmax shader starts its row max at -3.402823e38, which is above float32's lowest
+ * -3.4028235e38 (torch.finfo.min, what HF masks with). On a fully masked row (a left-padding query) no value beats
+ * that start, every exp() underflows to 0 and the row comes out 0/0 = NaN where cpu and torch give a uniform row;
+ * the NaN then spreads through attention. Shifting each row by its true max first (softmax is shift-invariant)
+ * makes the shader's max 0; an all -Infinity row still gives NaN, as on cpu.
+ */
+function installSoftmaxMaskFix(): void {
+  const stock = tf.getKernel('Softmax', 'webgpu');
+  if (!stock || (stock.kernelFunc as { maskFix?: true }).maskFix) return;
+  const kernelFunc = (args: Parameters<tf.KernelFunc>[0]) => {
+    const { logits } = args.inputs as { logits: tf.TensorInfo };
+    const backend = args.backend as tf.KernelBackend;
+    const dim = (args.attrs as { dim: number }).dim;
+    const rowMax = tf.getKernel('Max', 'webgpu')!.kernelFunc({
+      inputs: { x: logits }, backend, attrs: { reductionIndices: [dim], keepDims: true },
+    }) as tf.TensorInfo;
+    const shifted = tf.getKernel('Sub', 'webgpu')!.kernelFunc({
+      inputs: { a: logits, b: rowMax }, backend, attrs: {},
+    }) as tf.TensorInfo;
+    const out = stock.kernelFunc({ ...args, inputs: { logits: shifted } });
+    backend.disposeData(rowMax.dataId);
+    backend.disposeData(shifted.dataId);
+    return out;
+  };
+  tf.unregisterKernel('Softmax', 'webgpu');
+  tf.registerKernel({ ...stock, kernelFunc: Object.assign(kernelFunc, { maskFix: true as const }) });
+}
+
 function fail(reason: string, quiet: boolean): false {
   lastFailure = `webgpu: ${reason}`;
   if (!quiet) process.stderr.write(`glm46v: ${lastFailure}\n`);
@@ -185,8 +229,9 @@ export async function setupWebGpu(opts: { quiet?: boolean } = {}): Promise<boole
     installNavigatorGpu(dawn, gpu);
     const info = adapterInfo(adapter) as unknown as GPUAdapterInfo;
     if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-    tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
+    tf.registerBackend('webgpu', () => new NodeWebGPUBackend(device, info), 3);
     installMatMulBroadcastFix('webgpu');
+    installSoftmaxMaskFix();
     session = { gpu, device, report };
     lastFailure = undefined;
     const note = report.software ? ` (${report.description}; slow, for tests)` : '';

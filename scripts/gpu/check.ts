@@ -88,7 +88,7 @@ async function gflops(n: number, minMs: number): Promise<number> {
 
 function runSuite(backend: BackendName): number {
   process.stdout.write(`\nmocha suite on ${backend}:\n`);
-  const r = spawnSync('npx', ['mocha'], { stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
+  const r = spawnSync('npx', ['mocha', 'spec/**/*.spec.ts'], { stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
   return r.status ?? 1;
 }
 

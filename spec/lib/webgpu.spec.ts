@@ -64,6 +64,17 @@ const CASES: OpCase[] = [
     name: 'softmax with -1e9 mask', inputs: [[2, 9, 9]],
     fn: (x) => tf.softmax(tf.add(x!, tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([9, 9]), -1, 0)), -1e9))), grad: true,
   },
+  // HF masks with finfo.min: a left-padding query row is masked entirely and must come out uniform, not NaN
+  {
+    name: 'softmax of fully finfo.min-masked rows', inputs: [[3, 2, 70]],
+    fn: (x) => {
+      const min = -3.4028234663852886e38;
+      const keep = tf.tensor3d([1, 1, 0, 0, 1, 0], [3, 2, 1]);
+      const masked = tf.where(tf.cast(keep, 'bool'), tf.add(x!, tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([2, 70]), 0, 30)), min)), tf.fill([3, 2, 70], min));
+      const inf = tf.softmax(tf.concat([tf.fill([1, 5], -Infinity), tf.tensor2d([[0, -Infinity, 1, 2, -Infinity]])], 0));
+      return [tf.softmax(masked), tf.cast(tf.isNaN(inf), 'int32'), tf.where(tf.isNaN(inf), tf.zerosLike(inf), inf)]; // all -inf: NaN
+    },
+  },
   { name: 'logSoftmax', inputs: [[5, 50]], fn: (x) => tf.logSoftmax(tf.mul(x!, 5)), grad: true },
   { name: 'logSumExp', inputs: [[5, 50]], fn: (x) => tf.logSumExp(tf.mul(x!, 5), -1), grad: true },
   { name: 'gather axis 0 (embedding)', inputs: [[50, 12], ints([2, 7], 50)], fn: (t, i) => tf.gather(t!, i!, 0) },
@@ -203,6 +214,17 @@ describe('lib/webgpu', function () {
         });
       });
     }
+
+    it('reads GPU tensors asynchronously; dataSync says to use data() instead of failing on OffscreenCanvas', async function () {
+      await tf.setBackend('webgpu');
+      const host = tf.tensor1d([1, 2, 3]);
+      expect(Array.from(host.dataSync())).to.deep.equal([1, 2, 3]); // still on the host: no GPU read needed
+      const y = tf.mul(host, 2);
+      expect(() => y.dataSync()).to.throw(/cannot read a GPU tensor synchronously.*await t\.data\(\)/);
+      expect(Array.from(await y.data())).to.deep.equal([2, 4, 6]);
+      expect(Array.from(y.dataSync())).to.deep.equal([2, 4, 6]); // data() left a host copy
+      tf.dispose([host, y]);
+    });
 
     it('leaks no tensors or GPU data across repeated cases (broadcast matMul fix included)', async function () {
       const cases = CASES.filter((c) => c.name.startsWith('batched matMul') || c.grad).slice(0, 12);
