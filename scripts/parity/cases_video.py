@@ -100,6 +100,7 @@ SAMPLING_CASES = {
     "duration 0 falls back to the frame count": {"total": 48, "fps": 8.0, "duration": 0.0},
     "quarter-second timestamps (8 fps)": {"total": 24, "fps": 8.0, "duration": 3.0},
     "quarter-second timestamps (4 fps, 61 frames)": {"total": 61, "fps": 4.0, "duration": None},
+    "labels 0.25, 1.25, 2.25, 3.25 (8 fps, 30 frames)": {"total": 30, "fps": 8.0, "duration": None},
     "slow source 0.5 fps": {"total": 20, "fps": 0.5, "duration": 40.0},
     "fractional duration 30.5 s at 10 fps": {"total": 305, "fps": 10.0, "duration": 30.5},
     "clip_a": {"total": 8, "fps": 2.0, "duration": None},
