@@ -136,6 +136,7 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   const totalSteps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * batchesPerEpoch) / G));
   const schedule = cosineWithWarmup({ warmupSteps: o.warmupSteps ?? 0, totalSteps });
   const trainable = prepareTrainable(model, o);
+  if (trainable.size === 0) throw new Error('nothing to train: every parameter is frozen');
   const optimizer = new AdamW(trainable, paramGroups(trainable, o.weightDecay ?? 0), { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
   const fingerprint = {
     examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
