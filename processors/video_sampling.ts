@@ -46,7 +46,7 @@ function requireFps(meta: VideoMetadata | null | undefined, model: string): numb
   if (!meta || meta.fps === null || meta.fps === undefined) {
     throw new ProcessorError(
       `Asked to sample frames per second but no video metadata was provided which is required when sampling in ${model}. ` +
-      'Pass the fps of the video (a metadata.json in a frame folder, or --fps) or set do_sample_frames=false');
+      'Give the video\'s fps (for a frame folder: {"fps": N} in its metadata.json) or set do_sample_frames=false');
   }
   if (!(meta.fps > 0) || !Number.isFinite(meta.fps)) throw new ProcessorError(`${model} sampling: fps must be a positive number, got ${meta.fps}`);
   if (!Number.isInteger(meta.totalFrames) || meta.totalFrames < 1) {
