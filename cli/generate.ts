@@ -70,11 +70,11 @@ export const command = {
     checkModelDir(dir);
 
     const images: RgbImage[] = imageFiles.map(loadImage);
+    const processor = loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir));
+    const video = videoArg ? await prepareVideo(dir, videoArg) : undefined;
     await initBackend({ quiet: true });
     const model = loadModel(dir);
     try {
-      const processor = loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir));
-      const video = videoArg ? await prepareVideo(dir, videoArg) : undefined;
       const content: ContentPart[] = [
         ...images.map(() => ({ type: 'image' as const })),
         ...(video ? [{ type: 'video' as const }] : []),

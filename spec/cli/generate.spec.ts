@@ -33,3 +33,17 @@ describe('glm46v generate', () => {
     });
   }
 });
+
+describe('glm46v generate --video', () => {
+  it('answers about a folder of frames with the tiny model', () => {
+    const r = run('--model', fixturePath('models', 'tiny_a'), '--video', fixturePath('video', 'clip_a'), '--prompt', 'What happens?', '--max-new-tokens', '2');
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/tokens=2 prefill_ms=\d+/);
+  });
+
+  it('names a missing video before loading the model', () => {
+    const r = run('--video', 'no-such-clip', '--prompt', 'x');
+    expect(r.status).to.not.equal(0);
+    expect(r.stderr.trim()).to.equal('glm46v generate: video no-such-clip does not exist');
+  });
+});
