@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs';
 import type { CausalLmInputs } from '../../models/glm4v/model';
 import type { ChatMessage } from '../../processors/chat_template';
 import { loadImage, RgbImage } from '../../processors/image_io';
-import { Glm46VImageProcessor } from '../../processors/image_processor';
 import { Glm4vProcessor, loadProcessor } from '../../processors/processor';
 import { IGNORE_INDEX } from './loss';
 
@@ -61,9 +60,9 @@ export class ChatDataset {
     if (!processor.imageProcessor) throw new DataError('ChatDataset: the processor has no image processor');
   }
 
-  /** The processor (tokenizer, chat template, image processor) of a model folder. */
+  /** The processor of a model folder (tokenizer, chat template, image processor), as AutoProcessor picks it. */
   static fromPretrained(dir: string, opts: DataOptions = {}): ChatDataset {
-    return new ChatDataset(loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir)), opts);
+    return new ChatDataset(loadProcessor<RgbImage>(dir), opts);
   }
 
   /** Reads every line of `file`; errors name the file and line. */
