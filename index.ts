@@ -32,3 +32,12 @@ export { Glm4vProcessor, Glm46VProcessor, loadProcessor } from './processors/pro
 export { GlmTokenizer } from './processors/tokenizer';
 export { splitThinking, parseBoxes } from './processors/answer';
 export { ProcessorError } from './processors/errors';
+
+export { streamGenerate, TextStreamer } from './lib/streaming';
+export { AdamW, paramGroups } from './lib/train/adamw';
+export { clipGradNorm } from './lib/train/clip';
+export { cosineWithWarmup, constantWithWarmup } from './lib/train/schedule';
+export { LoRALinear, applyLora, mergeLora } from './lib/train/lora';
+export { ChatDataset, DataError } from './lib/train/data';
+export { train, evaluate } from './lib/train/trainer';
+export { saveCheckpoint } from './lib/save';

@@ -2,8 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend } from '../lib/backend';
-import { GenerateOptions, generateTokens } from '../lib/generate';
+import type { GenerateOptions } from '../lib/generate';
 import { readGenerationConfig } from '../lib/generation_config';
+import { streamGenerate } from '../lib/streaming';
 import { loadModel } from '../models/glm4v/auto';
 import type { CausalLmInputs } from '../models/glm4v/model';
 import type { ContentPart } from '../processors/chat_template';
@@ -18,27 +19,6 @@ const USAGE = 'usage: glm46v generate [--model DIR] [--image FILE]... [--video F
 
 /** The small model shipped inside the package, used where --model is omitted. */
 export const BUILTIN_MODEL = path.join(__dirname, '..', 'assets', 'model');
-
-/** Streams decoded text as tokens arrive, holding back an incomplete UTF-8 character. */
-export class TextStreamer {
-  private ids: number[] = [];
-  private printed = 0;
-
-  constructor(private readonly decode: (ids: number[]) => string) {}
-
-  push(id: number): string {
-    this.ids.push(id);
-    const text = this.decode(this.ids);
-    if (text.endsWith('\uFFFD')) return '';
-    const fresh = text.slice(this.printed);
-    this.printed = text.length;
-    return fresh;
-  }
-
-  get text(): string {
-    return this.decode(this.ids);
-  }
-}
 
 function checkModelDir(dir: string): void {
   if (!fs.existsSync(path.join(dir, 'config.json'))) throw new CliError(`model folder ${dir} is not readable: no config.json`);
@@ -98,13 +78,12 @@ export const command = {
       if (a['top-k'] !== undefined) opts.topK = a['top-k'] as number;
       if (a.seed !== undefined) opts.seed = a.seed as number;
 
-      const streamer = new TextStreamer((ids) => processor.decode(ids, { skipSpecialTokens: true }));
-      const stop = new Set(opts.eosTokenId ?? model.config.eos_token_id);
+      const decode = (ids: number[]) => processor.decode(ids, { skipSpecialTokens: true });
       const t0 = performance.now();
       let tFirst = t0, n = 0;
-      for await (const [tok] of generateTokens(model, inputs, opts)) {
+      for await (const { text: [delta] } of streamGenerate(model, inputs, decode, opts)) {
         if (n++ === 0) tFirst = performance.now();
-        if (!stop.has(tok!)) process.stdout.write(streamer.push(tok!));
+        process.stdout.write(delta!);
       }
       const tEnd = performance.now();
       tf.dispose([inputs.pixelValues, inputs.pixelValuesVideos].filter((t): t is tf.Tensor2D => t !== undefined));

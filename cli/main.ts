@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await (await load()).run(rest);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0; // a command may report failure without throwing
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`glm46v ${name}: ${e instanceof CliError ? msg : msg.split('\n')[0]}\n`);

@@ -7,6 +7,7 @@ import { readJson } from '../../lib/config';
 import type { TextCache } from '../../lib/kv_cache';
 import { Module } from '../../lib/module';
 import { causalLmLoss } from '../../lib/train/loss';
+import { GenerateOptions, generate } from '../../lib/generate';
 import { Linear } from '../../layers/linear';
 import { Glm4vConfig, parseGlm4vConfig } from './config';
 import { getRopeIndex } from './rope_index';
@@ -160,6 +161,11 @@ export class Glm4vForConditionalGeneration extends Module {
       const loss = inputs.labels ? causalLmLoss(logits, inputs.labels) : undefined;
       return { logits, ...(loss ? { loss } : {}), positionIds: out.positionIds, ropeDeltas: out.ropeDeltas };
     }) as CausalLmOutput;
+  }
+
+  /** Prompt plus generated tokens per row, as transformers' `generate` (see lib/generate.ts; lib/streaming.ts streams). */
+  generate(inputs: CausalLmInputs, opts: GenerateOptions = {}): Promise<number[][]> {
+    return generate(this, inputs, opts);
   }
 
   /** Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face checkpoint folder. */

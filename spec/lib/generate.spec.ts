@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { generate, generateTokens } from '../../lib/generate';
 import { argmax } from '../../lib/sampling';
+import { streamGenerate } from '../../lib/streaming';
+import { loadProcessor } from '../../processors/processor';
 import { referenceInputs } from '../../lib/parity';
 import { loadModel } from '../../models/glm4v/auto';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../models/glm4v/model';
@@ -91,5 +93,28 @@ describe('generate', () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 50; i++) await generate(model, inputs, { maxNewTokens: 3 });
     expect(tf.memory().numTensors).to.equal(before);
+  });
+});
+
+describe('streamGenerate', () => {
+  it('yields tokens and their text, and the model method returns the same sequences', async () => {
+    const ref = loadReference(fixturePath('model', 'gen_text.safetensors'));
+    const model = loadModel(ref.modelDir);
+    const processor = loadProcessor(ref.modelDir);
+    const inputs = referenceInputs(ref.tensors);
+    const decode = (ids: number[]) => processor.decode(ids, { skipSpecialTokens: true });
+    const tokens: number[] = [];
+    let text = '';
+    for await (const step of streamGenerate(model, inputs, decode, { maxNewTokens: 32 })) {
+      tokens.push(step.tokens[0]!);
+      text += step.text[0];
+    }
+    const seq = await model.generate(inputs, { maxNewTokens: 32 });
+    const expected = Array.from(ref.get('gen:sequences').data);
+    expect([...(inputs.inputIds as number[][])[0]!, ...tokens]).to.deep.equal(expected);
+    expect(seq[0]).to.deep.equal(expected);
+    const L = (inputs.inputIds as number[][])[0]!.length;
+    expect(text).to.equal(decode(expected.slice(L)));
+    model.dispose();
   });
 });
