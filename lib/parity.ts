@@ -1,5 +1,6 @@
 // Runs the inputs of a reference-tensor file (contracts.md section 1) through a model and compares every tensor
 // the model produces: `rope:*`, `out:<module path>`, `logits`, `loss`, `grad:<param>`, `gen:sequences`.
+// Tensors are read with `await data()` only, so it runs on backends without synchronous reads (webgpu in Node).
 import * as tf from '@tensorflow/tfjs';
 import { captureOutputs } from './capture';
 import type { HostTensor } from './safetensors';
@@ -126,10 +127,10 @@ export async function runParity(model: Glm4vForConditionalGeneration, ref: Ref, 
         grads = g.grads;
         return { ...kept!, loss: g.value };
       });
-      for (const [p, t] of outputs) if (ref.has(`out:${p}`)) add(`out:${p}`, t.dataSync());
-      if (ref.has('logits')) add('logits', out.logits.dataSync());
+      for (const [p, t] of outputs) if (ref.has(`out:${p}`)) add(`out:${p}`, await t.data());
+      if (ref.has('logits')) add('logits', await out.logits.data());
       if (ref.has('loss') && out.loss) {
-        const c = compare('loss', out.loss.dataSync(), ref.get('loss')!, 0, Math.max(rtol, 1e-5));
+        const c = compare('loss', await out.loss.data(), ref.get('loss')!, 0, Math.max(rtol, 1e-5));
         results.push(c);
         done.add('loss');
       }
@@ -137,7 +138,7 @@ export async function runParity(model: Glm4vForConditionalGeneration, ref: Ref, 
       if (ref.has('rope:deltas')) add('rope:deltas', out.ropeDeltas, true);
       for (const [key, v] of vars) {
         const g = grads[v.name];
-        if (ref.has(`grad:${key}`) && g) add(`grad:${key}`, g.dataSync());
+        if (ref.has(`grad:${key}`) && g) add(`grad:${key}`, await g.data());
       }
       tf.dispose([out.logits, out.loss, ...outputs.values(), ...Object.values(grads)]);
     }
