@@ -200,6 +200,67 @@ function encode(t: WriteTensor, name: string): Buffer {
   return Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength);
 }
 
+type Announced = { dtype: WriteTensor['dtype']; shape: number[] };
+
+/** The header JSON (padded to 8 bytes) and each tensor's entry, for tensors written in the order given. */
+function layoutHeader(metas: Array<[string, Announced]>, metadata: Record<string, string>): { json: string; infos: Map<string, Announced> } {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let off = 0;
+  for (const [name, meta] of metas) {
+    const bytes = size(meta.shape) * DTYPE_BYTES[meta.dtype];
+    header[name] = { dtype: meta.dtype, shape: meta.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  let json = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(json)) % 8) json += ' ';
+  return { json, infos: new Map(metas) };
+}
+
+/** A temporary file beside `file` holding the header; `write` appends tensors, `commit` fsyncs and renames it into place. */
+class AtomicFile {
+  private readonly tmp: string;
+  private readonly fd: number;
+
+  constructor(private readonly file: string, private readonly header: { json: string; infos: Map<string, Announced> }) {
+    this.tmp = `${file}.${process.pid}.tmp`;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.fd = fs.openSync(this.tmp, 'w');
+    try {
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(Buffer.byteLength(header.json)));
+      fs.writeSync(this.fd, len);
+      fs.writeSync(this.fd, header.json);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+  }
+
+  write(name: string, w: WriteTensor): void {
+    const expected = this.header.infos.get(name)!;
+    if (JSON.stringify(w.shape) !== JSON.stringify(expected.shape) || w.dtype !== expected.dtype) {
+      throw new SafetensorsError(`tensor '${name}': produced ${w.dtype}${JSON.stringify(w.shape)}, announced ${expected.dtype}${JSON.stringify(expected.shape)}`);
+    }
+    fs.writeSync(this.fd, encode(w, name));
+  }
+
+  commit(): void {
+    try {
+      fs.fsyncSync(this.fd);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    fs.closeSync(this.fd);
+    fs.renameSync(this.tmp, this.file);
+  }
+
+  abort(): void {
+    fs.closeSync(this.fd);
+    fs.rmSync(this.tmp, { force: true });
+  }
+}
+
 /**
  * Writes a safetensors file atomically (temporary file, fsync, rename). `tensors` may be a lazy iterable
  * of [name, producer] pairs so that only one tensor's bytes are in memory at a time.
@@ -208,48 +269,44 @@ export function writeSafetensors(
   file: string,
   tensors: Iterable<[string, WriteTensor | (() => WriteTensor)]>,
   metadata: Record<string, string> = {},
-  shapes?: Map<string, { dtype: WriteTensor['dtype']; shape: number[] }>,
+  shapes?: Map<string, Announced>,
 ): void {
   const entries = [...tensors];
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let off = 0;
-  const resolved: Array<WriteTensor | undefined> = [];
-  for (const [name, t] of entries) {
-    // The header needs every shape up front: take it from `shapes` when producers are lazy.
-    const known = shapes?.get(name);
-    const eager = typeof t === 'function' ? (known ? undefined : t()) : t;
-    const meta = eager ?? known!;
-    const bytes = size(meta.shape) * DTYPE_BYTES[meta.dtype];
-    header[name] = { dtype: meta.dtype, shape: meta.shape, data_offsets: [off, off + bytes] };
-    off += bytes;
-    resolved.push(eager);
-  }
-  let hs = JSON.stringify(header);
-  while ((8 + Buffer.byteLength(hs)) % 8) hs += ' ';
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const fd = fs.openSync(tmp, 'w');
+  // The header needs every shape up front: take it from `shapes` when producers are lazy.
+  const resolved = entries.map(([name, t]) => (typeof t === 'function' ? (shapes?.has(name) ? undefined : t()) : t));
+  const out = new AtomicFile(file, layoutHeader(entries.map(([name], i) => [name, resolved[i] ?? shapes!.get(name)!]), metadata));
   try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(Buffer.byteLength(hs)));
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, hs);
-    entries.forEach(([name, t], i) => {
-      const w = resolved[i] ?? (t as () => WriteTensor)();
-      const expected = header[name] as TensorInfo;
-      if (JSON.stringify(w.shape) !== JSON.stringify(expected.shape) || w.dtype !== expected.dtype) {
-        throw new SafetensorsError(`tensor '${name}': produced ${w.dtype}${JSON.stringify(w.shape)}, announced ${expected.dtype}${JSON.stringify(expected.shape)}`);
-      }
-      fs.writeSync(fd, encode(w, name));
-    });
-    fs.fsyncSync(fd);
+    entries.forEach(([name, t], i) => out.write(name, resolved[i] ?? (t as () => WriteTensor)()));
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    out.abort();
     throw e;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  out.commit();
+}
+
+/**
+ * writeSafetensors for producers that read asynchronously (GPU tensors, `await t.data()`): every shape is announced
+ * in `shapes`, and each producer runs only when its bytes are written, so one tensor is in memory at a time.
+ */
+export async function writeSafetensorsAsync(
+  file: string,
+  tensors: Array<[string, () => Promise<WriteTensor>]>,
+  metadata: Record<string, string>,
+  shapes: Map<string, Announced>,
+): Promise<void> {
+  const metas = tensors.map(([name]): [string, Announced] => {
+    const meta = shapes.get(name);
+    if (!meta) throw new SafetensorsError(`tensor '${name}': no shape announced`);
+    return [name, meta];
+  });
+  const out = new AtomicFile(file, layoutHeader(metas, metadata));
+  try {
+    for (const [name, produce] of tensors) out.write(name, await produce());
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
+  out.commit();
 }
 
 /** Reads every tensor of a (small) file into host arrays: for reference files and tests. */

@@ -2,12 +2,13 @@
 // model-0000i-of-0000n.safetensors shards + model.safetensors.index.json, and the tokenizer / template / processor
 // files copied from the source folder. LoRA adapters are merged on the fly (the model is not changed).
 // The folder appears whole or not at all: everything is written to a temporary sibling, then renamed into place.
+// Weights are read asynchronously, one tensor at a time (webgpu in Node has no synchronous reads).
 import * as fs from 'fs';
 import * as path from 'path';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
 import { isObject, readJson } from './config';
-import { WriteTensor, writeSafetensors } from './safetensors';
+import { WriteTensor, writeSafetensorsAsync } from './safetensors';
 import { loraLayers } from './train/lora';
 
 /** The non-weight files of a GLM-V checkpoint folder, copied when present. */
@@ -31,10 +32,33 @@ export interface SaveOptions {
 interface Entry {
   key: string;
   shape: number[];
-  produce: () => WriteTensor;
+  produce: () => Promise<WriteTensor>;
 }
 
 const BYTES = { F32: 4, BF16: 2 } as const;
+
+// After a read these backends keep a host copy of the values on the tensor for as long as it lives.
+const CACHES_READS = new Set(['webgpu', 'webgl']);
+
+/** Reads a float32 tensor that the caller owns, then disposes it. */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/**
+ * The values of a float32 tensor that lives on (a parameter, optimizer state), read asynchronously. Where a read would
+ * leave a host copy on the tensor (webgpu), a one-off device copy is read instead, so that saving a model does not
+ * end with every weight duplicated in host memory. x * 1 is x bit for bit (signed zeros, infinities and NaNs too).
+ */
+export async function readFloat32(t: tf.Tensor): Promise<Float32Array> {
+  if (t.dtype !== 'float32') throw new Error(`readFloat32: expected a float32 tensor, got ${t.dtype} ${JSON.stringify(t.shape)}`);
+  if (!CACHES_READS.has(tf.getBackend())) return (await t.data()) as Float32Array;
+  return readAndDispose(tf.tidy(() => tf.mul(t, tf.scalar(1))));
+}
 
 /** One producer per checkpoint tensor: adapters dropped, adapted weights merged (W + scale B A). */
 function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 'BF16'): Entry[] {
@@ -46,13 +70,7 @@ function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 
     entries.push({
       key,
       shape: p.shape,
-      produce: () => {
-        let t: tf.Tensor = p.value;
-        if (lora) t = lora.mergedWeight();
-        const data = t.dataSync() as Float32Array;
-        if (lora) t.dispose();
-        return { dtype, shape: p.shape, data };
-      },
+      produce: async () => ({ dtype, shape: p.shape, data: await (lora ? readAndDispose(lora.mergedWeight()) : readFloat32(p.value)) }),
     });
   }
   return entries;
@@ -85,30 +103,30 @@ function configJson(model: Glm4vForConditionalGeneration, copyFrom: string | und
 }
 
 /** Writes the files of the checkpoint into `dir`, which must exist and be empty. */
-function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions): void {
+async function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const entries = checkpointEntries(model, dtype);
   const metadata = { format: 'pt' }; // transformers refuses safetensors files without format pt/tf/flax/mlx
   const write = (file: string, es: Entry[]) =>
-    writeSafetensors(
+    writeSafetensorsAsync(
       path.join(dir, file),
-      es.map((e) => [e.key, e.produce] as [string, () => WriteTensor]),
+      es.map((e) => [e.key, e.produce] as [string, () => Promise<WriteTensor>]),
       metadata,
       new Map(es.map((e) => [e.key, { dtype, shape: e.shape }])),
     );
   const shards = opts.shardBytes ? shard(entries, dtype, opts.shardBytes) : [entries];
-  if (shards.length === 1) write('model.safetensors', entries);
+  if (shards.length === 1) await write('model.safetensors', entries);
   else {
     const weightMap: Record<string, string> = {};
     let total = 0;
-    shards.forEach((es, i) => {
+    for (const [i, es] of shards.entries()) {
       const file = `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
-      write(file, es);
+      await write(file, es);
       for (const e of es) {
         weightMap[e.key] = file;
         total += e.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
       }
-    });
+    }
     const sorted = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]!]));
     fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: sorted }, null, 2) + '\n');
   }
@@ -126,14 +144,14 @@ function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: string,
  * Replaces `dir` with a freshly written folder, never leaving a half-written one: `write` fills a temporary sibling,
  * which is renamed into place only once complete; a failure removes it and leaves any previous `dir` as it was.
  */
-export function writeFolderAtomically(dir: string, write: (tmp: string) => void): void {
+export async function writeFolderAtomically(dir: string, write: (tmp: string) => Promise<void>): Promise<void> {
   const parent = path.dirname(path.resolve(dir));
   fs.mkdirSync(parent, { recursive: true });
   const stamp = `${process.pid}-${Date.now()}`;
   const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${stamp}`);
   fs.mkdirSync(tmp);
   try {
-    write(tmp);
+    await write(tmp);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -151,9 +169,10 @@ export function writeFolderAtomically(dir: string, write: (tmp: string) => void)
 
 /**
  * Saves `model` to `dir` in Hugging Face layout, one tensor in memory at a time, atomically (see
- * writeFolderAtomically). LoRA layers are saved merged, under the base checkpoint keys.
+ * writeFolderAtomically). LoRA layers are saved merged, under the base checkpoint keys. The model must not be
+ * changed until the returned promise settles.
  */
-export function saveCheckpoint(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions = {}): void {
+export async function saveCheckpoint(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions = {}): Promise<void> {
   if (opts.shardBytes !== undefined && !(opts.shardBytes > 0)) throw new Error(`shardBytes must be > 0, got ${opts.shardBytes}`);
-  writeFolderAtomically(dir, (tmp) => writeCheckpointFiles(model, tmp, opts));
+  await writeFolderAtomically(dir, (tmp) => writeCheckpointFiles(model, tmp, opts));
 }

@@ -2,7 +2,8 @@
 // p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 // tf.train has no AdamW (tfjs_notes.md section 6), so this owns its state: per parameter a step count and the two moments.
 import * as tf from '@tensorflow/tfjs';
-import { readAllSafetensors, WriteTensor, writeSafetensors } from '../safetensors';
+import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../safetensors';
+import { readFloat32 } from '../save';
 
 export interface ParamGroup {
   /** checkpoint keys of the parameters in this group */
@@ -119,24 +120,24 @@ export class AdamW {
   }
 
   /** The state as tensors `exp_avg:<key>` / `exp_avg_sq:<key>` (read lazily) and metadata with the step counts. */
-  stateEntries(): { tensors: Array<[string, () => WriteTensor]>; shapes: Map<string, { dtype: 'F32'; shape: number[] }>; metadata: Record<string, string> } {
-    const tensors: Array<[string, () => WriteTensor]> = [];
+  stateEntries(): { tensors: Array<[string, () => Promise<WriteTensor>]>; shapes: Map<string, { dtype: 'F32'; shape: number[] }>; metadata: Record<string, string> } {
+    const tensors: Array<[string, () => Promise<WriteTensor>]> = [];
     const shapes = new Map<string, { dtype: 'F32'; shape: number[] }>();
     const steps: Record<string, number> = {};
     for (const [key, s] of this.state) {
       steps[key] = s.step;
       for (const [name, v] of [[`exp_avg:${key}`, s.expAvg], [`exp_avg_sq:${key}`, s.expAvgSq]] as const) {
-        tensors.push([name, () => ({ dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array })]);
+        tensors.push([name, async () => ({ dtype: 'F32', shape: v.shape, data: await readFloat32(v) })]);
         shapes.set(name, { dtype: 'F32', shape: v.shape });
       }
     }
     return { tensors, shapes, metadata: { format: 'glm46v-adamw', steps: JSON.stringify(steps), betas: JSON.stringify(this.betas), eps: String(this.eps) } };
   }
 
-  /** Writes the state to one safetensors file (atomically, one tensor at a time). */
-  saveState(file: string): void {
+  /** Writes the state to one safetensors file (atomically, one tensor at a time); no step may run until it settles. */
+  async saveState(file: string): Promise<void> {
     const { tensors, shapes, metadata } = this.stateEntries();
-    writeSafetensors(file, tensors, metadata, shapes);
+    await writeSafetensorsAsync(file, tensors, metadata, shapes);
   }
 
   /** Replaces the state with the one saved by `saveState`; every saved key must be a parameter of this optimizer. */

@@ -5,8 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { writeFolderAtomically } from '../save';
-import { readAllSafetensors, WriteTensor, writeSafetensors } from '../safetensors';
+import { readFloat32, writeFolderAtomically } from '../save';
+import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../safetensors';
 import type { AdamW } from './adamw';
 
 export interface TrainerState {
@@ -36,12 +36,13 @@ export function listCheckpoints(outDir: string): number[] {
     .sort((a, b) => a - b);
 }
 
-export function saveTrainingCheckpoint(dir: string, trainable: Map<string, tf.Variable>, optimizer: AdamW, state: TrainerState): void {
-  writeFolderAtomically(dir, (tmp) => {
+/** Writes checkpoint `dir` (atomically, one tensor in host memory at a time); nothing may train until it settles. */
+export async function saveTrainingCheckpoint(dir: string, trainable: Map<string, tf.Variable>, optimizer: AdamW, state: TrainerState): Promise<void> {
+  await writeFolderAtomically(dir, async (tmp) => {
     const shapes = new Map([...trainable].map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape }]));
-    const tensors = [...trainable].map(([k, v]) => [k, () => ({ dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array })] as [string, () => WriteTensor]);
-    writeSafetensors(path.join(tmp, 'trainable.safetensors'), tensors, { format: 'pt' }, shapes);
-    optimizer.saveState(path.join(tmp, 'optimizer.safetensors'));
+    const tensors = [...trainable].map(([k, v]) => [k, async () => ({ dtype: 'F32', shape: v.shape, data: await readFloat32(v) })] as [string, () => Promise<WriteTensor>]);
+    await writeSafetensorsAsync(path.join(tmp, 'trainable.safetensors'), tensors, { format: 'pt' }, shapes);
+    await optimizer.saveState(path.join(tmp, 'optimizer.safetensors'));
     fs.writeFileSync(path.join(tmp, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
   });
 }

@@ -214,7 +214,7 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
       });
       const stop = o.stopAfter !== undefined && state.step >= o.stopAfter && state.step < totalSteps;
       if ((o.saveEvery && state.step % o.saveEvery === 0 && state.step < totalSteps) || stop) {
-        saveTrainingCheckpoint(checkpointDir(o.outDir, state.step), trainable, optimizer, state);
+        await saveTrainingCheckpoint(checkpointDir(o.outDir, state.step), trainable, optimizer, state);
         pruneCheckpoints(o.outDir, o.saveTotalLimit ?? 2);
         plot();
       }
@@ -225,6 +225,6 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   }
   plot();
   const savedDir = path.join(o.outDir, 'final');
-  saveCheckpoint(model, savedDir, { copyFrom: o.modelDir, dtype: o.saveDtype ?? 'F32', ...(o.shardBytes ? { shardBytes: o.shardBytes } : {}) });
+  await saveCheckpoint(model, savedDir, { copyFrom: o.modelDir, dtype: o.saveDtype ?? 'F32', ...(o.shardBytes ? { shardBytes: o.shardBytes } : {}) });
   return { steps: state.step, finalLoss: lastLoss, ...(lastEval !== undefined ? { evalLoss: lastEval } : {}), savedDir };
 }

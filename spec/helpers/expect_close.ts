@@ -1,5 +1,6 @@
 // expectClose: compares a tensor with a reference and, on failure, prints the label, the max abs diff and the
-// first values side by side (as llm.c's check_tensor).
+// first values side by side (as llm.c's check_tensor). The *Async variants read tensors with `await t.data()`, the only
+// read webgpu in Node has for a tensor a GPU kernel produced; the sync ones suit host data and the wasm/cpu backends.
 import * as tf from '@tensorflow/tfjs';
 import type { HostTensor } from '../../lib/safetensors';
 
@@ -11,10 +12,19 @@ export interface CloseOptions {
   label?: string;
 }
 
-function values(x: Arrayish): { data: ArrayLike<number>; shape?: number[] } {
+interface Values {
+  data: ArrayLike<number>;
+  shape?: number[];
+}
+
+function values(x: Arrayish): Values {
   if (x instanceof tf.Tensor) return { data: x.dataSync() as ArrayLike<number>, shape: x.shape };
   if ('data' in x && 'shape' in x) return { data: x.data as ArrayLike<number>, shape: x.shape };
   return { data: x };
+}
+
+async function valuesAsync(x: Arrayish): Promise<Values> {
+  return x instanceof tf.Tensor ? { data: (await x.data()) as ArrayLike<number>, shape: x.shape } : values(x);
 }
 
 export interface Diff {
@@ -41,9 +51,16 @@ export function diff(a: ArrayLike<number>, e: ArrayLike<number>, atol: number, r
 }
 
 export function expectClose(actual: Arrayish, expected: Arrayish, opts: CloseOptions = {}): Diff {
+  return checkClose(values(actual), values(expected), opts);
+}
+
+export async function expectCloseAsync(actual: Arrayish, expected: Arrayish, opts: CloseOptions = {}): Promise<Diff> {
+  return checkClose(await valuesAsync(actual), await valuesAsync(expected), opts);
+}
+
+function checkClose(a: Values, e: Values, opts: CloseOptions): Diff {
   const atol = opts.atol ?? 1e-4, rtol = opts.rtol ?? 0;
   const label = opts.label ?? 'tensor';
-  const a = values(actual), e = values(expected);
   if (a.shape && e.shape && !tf.util.arraysEqual(a.shape, e.shape)) {
     throw new Error(`${label}: shape ${JSON.stringify(a.shape)} != expected ${JSON.stringify(e.shape)}`);
   }
@@ -64,7 +81,14 @@ export function expectClose(actual: Arrayish, expected: Arrayish, opts: CloseOpt
 
 /** Exact equality of integer data (token ids, positions, grids), with the first mismatch in the message. */
 export function expectEqualInts(actual: Arrayish, expected: Arrayish, label = 'ints'): void {
-  const a = values(actual), e = values(expected);
+  checkEqualInts(values(actual), values(expected), label);
+}
+
+export async function expectEqualIntsAsync(actual: Arrayish, expected: Arrayish, label = 'ints'): Promise<void> {
+  checkEqualInts(await valuesAsync(actual), await valuesAsync(expected), label);
+}
+
+function checkEqualInts(a: Values, e: Values, label: string): void {
   if (a.data.length !== e.data.length) throw new Error(`${label}: ${a.data.length} values != expected ${e.data.length}`);
   for (let i = 0; i < e.data.length; i++) {
     if (a.data[i] !== e.data[i]) {

@@ -9,7 +9,7 @@ import { cosineWithWarmup } from '../../../lib/train/schedule';
 import { referenceInputs } from '../../../lib/parity';
 import { loadModel } from '../../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
-import { expectClose } from '../../helpers/expect_close';
+import { expectClose, expectCloseAsync } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 
 const ref = loadReference(fixturePath('train', 'adamw_tiny_a.safetensors'));
@@ -17,6 +17,8 @@ const cfg = JSON.parse(ref.metadata.train_config!) as {
   lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number;
   warmup_steps: number; total_steps: number; steps: number;
 };
+
+const first = async (t: tf.Tensor) => (await t.data())[0]!;
 
 /** One optimizer step as the reference script takes it: grads of the loss, clip, lr from the schedule, AdamW. */
 function step(model: Glm4vForConditionalGeneration, opt: AdamW, inputs: ReturnType<typeof referenceInputs>, lr: number): tf.Tensor[] {
@@ -48,32 +50,32 @@ describe('AdamW + clip_grad_norm_ + warmup-cosine vs torch.optim.AdamW (tiny_a, 
     inputs.pixelValues!.dispose();
   });
 
-  it('one step: loss, grad norm, lr and the updated parameters equal torch', () => {
+  it('one step: loss, grad norm, lr and the updated parameters equal torch', async () => {
     const [loss, norm] = step(model, opt, inputs, cfg.lr * sched(0));
-    expectClose([loss!.dataSync()[0]!], [ref.get('train:loss').data[0]!], { atol: 0, rtol: 1e-5, label: 'loss 1' });
-    expectClose([norm!.dataSync()[0]!], [ref.get('train:grad_norm').data[0]!], { atol: 0, rtol: 1e-5, label: 'grad norm 1' });
+    expectClose([await first(loss!)], [ref.get('train:loss').data[0]!], { atol: 0, rtol: 1e-5, label: 'loss 1' });
+    expectClose([await first(norm!)], [ref.get('train:grad_norm').data[0]!], { atol: 0, rtol: 1e-5, label: 'grad norm 1' });
     expect(Math.fround(cfg.lr * sched(0))).to.equal(ref.get('train:lr').data[0]);
     // Adam's first step is lr * g / (|g| + eps): where |g| is near eps, float noise in g shows up scaled by lr.
     const params = model.namedParameters();
     const keys = [...ref.tensors.keys()].filter((k) => k.startsWith('step1:'));
     expect(keys.length).to.equal(10);
     let worst = 0;
-    for (const k of keys) worst = Math.max(worst, expectClose(params.get(k.slice(6))!, ref.get(k), { atol: 1e-4, label: k }).maxAbs);
+    for (const k of keys) worst = Math.max(worst, (await expectCloseAsync(params.get(k.slice(6))!, ref.get(k), { atol: 1e-4, label: k })).maxAbs);
     console.log(`      step 1: max |param - torch| ${worst.toExponential(2)} over ${keys.length} parameters`);
     tf.dispose([loss!, norm!]);
   });
 
-  it('after 5 steps every parameter is within 1e-4 of torch (losses and norms along the way too)', () => {
+  it('after 5 steps every parameter is within 1e-4 of torch (losses and norms along the way too)', async () => {
     for (let k = 1; k < cfg.steps; k++) {
       const [loss, norm] = step(model, opt, inputs, cfg.lr * sched(k));
-      expectClose([loss!.dataSync()[0]!], [ref.get('train:loss').data[k]!], { atol: 0, rtol: 1e-4, label: `loss ${k + 1}` });
-      expectClose([norm!.dataSync()[0]!], [ref.get('train:grad_norm').data[k]!], { atol: 0, rtol: 1e-4, label: `grad norm ${k + 1}` });
+      expectClose([await first(loss!)], [ref.get('train:loss').data[k]!], { atol: 0, rtol: 1e-4, label: `loss ${k + 1}` });
+      expectClose([await first(norm!)], [ref.get('train:grad_norm').data[k]!], { atol: 0, rtol: 1e-4, label: `grad norm ${k + 1}` });
       expect(Math.fround(cfg.lr * sched(k)), `lr ${k + 1}`).to.equal(ref.get('train:lr').data[k]);
       tf.dispose([loss!, norm!]);
     }
     let worst = 0, n = 0;
     for (const [key, v] of model.namedParameters()) {
-      worst = Math.max(worst, expectClose(v, ref.get(`param:${key}`), { atol: 1e-4, label: `param:${key}` }).maxAbs);
+      worst = Math.max(worst, (await expectCloseAsync(v, ref.get(`param:${key}`), { atol: 1e-4, label: `param:${key}` })).maxAbs);
       n++;
     }
     expect(n).to.equal([...ref.tensors.keys()].filter((k) => k.startsWith('param:')).length);
@@ -89,13 +91,13 @@ describe('AdamW', () => {
   };
   const make = (vals: number[][]) => new Map(vals.map((v, i) => [`p${i}`, variable(tf.tensor(v, [v.length, 1]))] as const));
 
-  it('skips a parameter that has no gradient: no decay, no step count', () => {
+  it('skips a parameter that has no gradient: no decay, no step count', async () => {
     const params = make([[1, 2], [3, 4]]);
     const opt = new AdamW(params, [{ keys: ['p0', 'p1'], weightDecay: 0.5 }], { lr: 0.1 });
     const g = tf.ones([2, 1]);
     opt.step(new Map([['p0', g]]));
-    expect(Array.from(params.get('p1')!.dataSync())).to.deep.equal([3, 4]);
-    expect(params.get('p0')!.dataSync()[0]).to.not.equal(1);
+    expect(Array.from(await params.get('p1')!.data())).to.deep.equal([3, 4]);
+    expect(await first(params.get('p0')!)).to.not.equal(1);
     expect(opt.stepCount).to.equal(1);
     tf.dispose([g, ...params.values()]);
     opt.dispose();
@@ -115,15 +117,15 @@ describe('AdamW', () => {
     tf.dispose([...params.values()]);
   });
 
-  it('saved and reloaded state continues exactly as the optimizer that never stopped, and owns no extra tensors', () => {
-    const run = (reload: boolean) => {
+  it('saved and reloaded state continues exactly as the optimizer that never stopped, and owns no extra tensors', async () => {
+    const run = async (reload: boolean) => {
       const params = make([[0.5, -1, 2], [1, 1, 1]]);
       let opt = new AdamW(params, paramGroups(params, 0.1, true), { lr: 0.05, betas: [0.8, 0.9] });
       const grad = (k: number) => new Map([...params.keys()].map((key, i) => [key, tf.tensor([k + i, -k, 0.5 * i], [3, 1])]));
       for (let k = 0; k < 6; k++) {
         if (reload && k === 3) {
           const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'adamw-')), 'opt.safetensors');
-          opt.saveState(file);
+          await opt.saveState(file);
           opt.dispose();
           opt = new AdamW(params, paramGroups(params, 0.1, true), { lr: 0.05, betas: [0.8, 0.9] });
           opt.loadState(file);
@@ -132,14 +134,15 @@ describe('AdamW', () => {
         opt.step(g);
         tf.dispose([...g.values()]);
       }
-      const out = [...params.values()].map((v) => Array.from(v.dataSync()));
+      const out: number[][] = [];
+      for (const v of params.values()) out.push(Array.from(await v.data()));
       expect(opt.stepCount).to.equal(6);
       opt.dispose();
       tf.dispose([...params.values()]);
       return out;
     };
     const before = tf.memory().numTensors;
-    expect(run(true)).to.deep.equal(run(false));
+    expect(await run(true)).to.deep.equal(await run(false));
     expect(tf.memory().numTensors).to.equal(before);
   });
 });

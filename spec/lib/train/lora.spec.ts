@@ -7,7 +7,7 @@ import { trainStep } from '../../../lib/train/step';
 import { referenceInputs } from '../../../lib/parity';
 import { loadModel } from '../../../models/glm4v/auto';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
-import { expectClose } from '../../helpers/expect_close';
+import { expectCloseAsync } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 
 const TINY_A = fixturePath('models', 'tiny_a');
@@ -20,17 +20,17 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
   });
   after(() => inputs.pixelValues!.dispose());
 
-  const logits = (m: Glm4vForConditionalGeneration) => {
+  const logits = async (m: Glm4vForConditionalGeneration) => {
     const out = m.forward({ ...inputs, labels: undefined });
-    const v = out.logits.dataSync().slice();
+    const v = (await out.logits.data()).slice();
     out.logits.dispose();
     return v;
   };
 
-  it('swaps exactly the targeted Linears, keeps the base keys, and starts equal to the base model', () => {
+  it('swaps exactly the targeted Linears, keeps the base keys, and starts equal to the base model', async () => {
     const base = loadModel(TINY_A);
     const baseKeys = [...base.namedParameters().keys()];
-    const expected = logits(base);
+    const expected = await logits(base);
     const adapted = applyLora(base, { targets: TARGETS, rank: 4, alpha: 8, seed: 1 });
     expect(adapted).to.have.length(6);
     expect(adapted).to.include('model.language_model.layers.1.mlp.gate_up_proj');
@@ -45,14 +45,15 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
     ]);
     expect(loraParameters(base).get('model.language_model.layers.0.self_attn.v_proj.lora_A.weight')!.shape).to.deep.equal([4, 64]);
     expect(loraParameters(base).get('model.language_model.layers.0.self_attn.v_proj.lora_B.weight')!.shape).to.deep.equal([32, 4]);
-    const a = logits(base);
+    const a = await logits(base);
     expect(Array.from(a)).to.deep.equal(Array.from(expected)); // B = 0: exactly the base model
     base.dispose();
   });
 
-  it('after 3 training steps only adapters changed, and the merged model gives the unmerged logits within 1e-5', () => {
+  it('after 3 training steps only adapters changed, and the merged model gives the unmerged logits within 1e-5', async () => {
     const model = loadModel(TINY_A);
-    const before = new Map([...model.namedParameters()].map(([k, v]) => [k, v.dataSync().slice()]));
+    const before = new Map<string, Float32Array | Int32Array | Uint8Array>();
+    for (const [k, v] of model.namedParameters()) before.set(k, (await v.data()).slice());
     applyLora(model, { targets: TARGETS, rank: 4, alpha: 16, dropout: 0.1, seed: 2 });
     const trainable = loraParameters(model);
     const opt = new AdamW(trainable, paramGroups(trainable, 0.01), { lr: 2e-2 });
@@ -64,17 +65,16 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
     opt.dispose();
     for (const [k, v] of model.namedParameters()) {
       if (k.includes('.lora_')) continue;
-      expect(Array.from(v.dataSync()), `${k} must not change`).to.deep.equal(Array.from(before.get(k)!));
+      expect(Array.from(await v.data()), `${k} must not change`).to.deep.equal(Array.from(before.get(k)!));
     }
     const B = trainable.get('model.language_model.layers.0.self_attn.q_proj.lora_B.weight')!;
-    expect(tf.max(tf.abs(B)).dataSync()[0]).to.be.greaterThan(1e-3);
-    const unmerged = logits(model);
-    const baseLogits = (() => {
-      const b = loadModel(TINY_A);
-      const l = logits(b);
-      b.dispose();
-      return l;
-    })();
+    const maxB = tf.tidy(() => tf.max(tf.abs(B)));
+    expect((await maxB.data())[0]).to.be.greaterThan(1e-3);
+    maxB.dispose();
+    const unmerged = await logits(model);
+    const b = loadModel(TINY_A);
+    const baseLogits = await logits(b);
+    b.dispose();
     let moved = 0;
     for (let i = 0; i < unmerged.length; i++) moved = Math.max(moved, Math.abs(unmerged[i]! - baseLogits[i]!));
     expect(moved).to.be.greaterThan(1e-2);
@@ -82,7 +82,7 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
     expect(merged).to.have.length(6);
     expect(model.model.languageModel.layers.items[0]!.selfAttn.qProj).to.not.be.instanceOf(LoRALinear);
     expect([...model.namedParameters().keys()]).to.deep.equal([...before.keys()]);
-    const d = expectClose(logits(model), unmerged, { atol: 1e-5, label: 'merged vs unmerged logits' });
+    const d = await expectCloseAsync(await logits(model), unmerged, { atol: 1e-5, label: 'merged vs unmerged logits' });
     console.log(`      merged vs unmerged logits: max diff ${d.maxAbs.toExponential(2)} (training moved them by ${moved.toFixed(3)})`);
     model.dispose();
   });
@@ -94,7 +94,7 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
     model.dispose();
   });
 
-  it('fuse(): the plain Linear computes what the adapted one does', () => {
+  it('fuse(): the plain Linear computes what the adapted one does', async () => {
     const base = new Linear(6, 5, { bias: true }).initWeights({ std: 0.5, seed: 3 });
     const lora = LoRALinear.fromBase(base, { rank: 2, alpha: 4, seed: 5 });
     const b = tf.randomNormal([5, 2], 0, 1, 'float32', 9);
@@ -102,7 +102,7 @@ describe('LoRA (applyLora / LoRALinear / mergeLora) on tiny_a', () => {
     const x = tf.randomNormal([3, 4, 6], 0, 1, 'float32', 7);
     const fused = lora.fuse();
     const [y1, y2] = [lora.forward(x), fused.forward(x)];
-    expectClose(y2, y1, { atol: 1e-6, label: 'fused' });
+    await expectCloseAsync(y2, y1, { atol: 1e-6, label: 'fused' });
     tf.dispose([b, x, y1, y2]);
     lora.dispose();
     fused.dispose();

@@ -46,7 +46,7 @@ describe('checkpoints saved by finetune vs transformers loading them (check_save
       const m = loadModel(dir);
       const inputs = referenceInputs(batch.tensors);
       const { logits } = m.forward({ ...inputs, labels: undefined });
-      const c = compare(`logits:${name}`, logits.dataSync(), ref.get(`logits:${name}`), 1e-4, 0, mask);
+      const c = compare(`logits:${name}`, await logits.data(), ref.get(`logits:${name}`), 1e-4, 0, mask);
       logits.dispose();
       inputs.pixelValues!.dispose();
       m.dispose();

@@ -57,8 +57,14 @@ describe('train (the fine-tuning loop)', () => {
     expect(colours.has('31,119,180') && colours.has('255,127,14')).to.equal(true); // train and eval curves
     const base = loadModel(TINY_A), tuned = loadModel(result.savedDir!);
     const [bp, tp] = [base.namedParameters(), tuned.namedParameters()];
-    const same = (k: string) => Buffer.from(bp.get(k)!.dataSync().buffer).equals(Buffer.from(tp.get(k)!.dataSync().buffer));
-    for (const k of bp.keys()) expect(same(k), k).to.equal(k.startsWith('model.visual.') || k === 'model.language_model.embed_tokens.weight');
+    const bytes = async (v: tf.Tensor) => {
+      const a = await v.data();
+      return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+    };
+    for (const k of bp.keys()) {
+      const same = (await bytes(bp.get(k)!)).equals(await bytes(tp.get(k)!));
+      expect(same, k).to.equal(k.startsWith('model.visual.') || k === 'model.language_model.embed_tokens.weight');
+    }
     base.dispose();
     tuned.dispose();
   });
