@@ -1,28 +1,37 @@
 // GPU check for users: which backend and device tfjs runs on, a matMul checked against the cpu backend, GFLOP/s.
-// Usage: npx tsx scripts/gpu/check.ts [--sizes 512,1024] [--suite]
+// Usage: npx tsx scripts/gpu/check.ts [--sizes 512,1024] [--suite] [--bench]
 //   GLM46V_BACKEND picks the backend (default here: webgpu, falling back like initBackend does).
-//   --suite also runs the whole mocha suite (parity specs included) on that backend in a child process.
+//   --suite then runs, on that backend in a child process, the specs of scripts/gpu/gpu_specs.txt: the reference
+//           suite (every model reference file, gradients and generation included), saving, and training (AdamW parity
+//           with torch, LoRA, resume), plus the webgpu op checks on webgpu.
+//   --bench then runs the benchmark (scripts/bench/bench.ts --quick) on that backend, writing out/bench_<backend>.json.
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, setBackendPreference, shutdownBackend, type BackendName } from '../../lib/backend';
 import { webGpuAdapter } from '../../lib/webgpu';
 
+const ROOT = path.resolve(__dirname, '..', '..');
+
 interface Args {
   sizes?: number[];
   suite: boolean;
+  bench: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { suite: false };
+  const args: Args = { suite: false, bench: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--suite') args.suite = true;
+    else if (a === '--bench') args.bench = true;
     else if (a === '--sizes') {
       const v = argv[++i] ?? '';
       const sizes = v.split(',').map(Number);
       if (sizes.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`--sizes ${v}: expected e.g. 512,1024`);
       args.sizes = sizes;
-    } else throw new Error(`unknown argument ${a} (expected --sizes N,M or --suite)`);
+    } else throw new Error(`unknown argument ${a} (expected --sizes N,M, --suite or --bench)`);
   }
   return args;
 }
@@ -86,9 +95,28 @@ async function gflops(n: number, minMs: number): Promise<number> {
   return (2 * n ** 3) / (ms * 1e6);
 }
 
+/** The specs of gpu_specs.txt, and the webgpu op checks on webgpu (they compare webgpu with cpu). */
+function gpuSpecs(backend: string): string[] {
+  const listed = fs.readFileSync(path.join(__dirname, 'gpu_specs.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  return backend === 'webgpu' ? [...listed, 'spec/lib/webgpu.spec.ts'] : listed;
+}
+
 function runSuite(backend: BackendName): number {
-  process.stdout.write(`\nmocha suite on ${backend}:\n`);
-  const r = spawnSync('npx', ['mocha', 'spec/**/*.spec.ts'], { stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
+  const specs = gpuSpecs(backend);
+  process.stdout.write(`\nspecs on ${backend}: ${specs.join(' ')}\n`);
+  const r = spawnSync('npx', ['mocha', ...specs], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
+  return r.status ?? 1;
+}
+
+function runBench(backend: BackendName): number {
+  const script = path.join(ROOT, 'scripts', 'bench', 'bench.ts');
+  if (!fs.existsSync(script)) {
+    process.stdout.write(`\nbenchmark not run: ${path.relative(ROOT, script)} is missing\n`);
+    return 1;
+  }
+  const out = path.join(ROOT, 'out', `bench_${backend}.json`);
+  process.stdout.write(`\nbenchmark (--quick) on ${backend}, results in ${path.relative(ROOT, out)}:\n`);
+  const r = spawnSync('npx', ['tsx', script, '--quick', '--out', out], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
   return r.status ?? 1;
 }
 
@@ -114,8 +142,10 @@ async function main(): Promise<number> {
     const rate = await gflops(n, slow ? 1000 : 300);
     process.stdout.write(`matMul ${n}x${n}x${n}: ${rate.toFixed(1)} GFLOP/s\n`);
   }
-  if (args.suite) failed += runSuite(backend) === 0 ? 0 : 1;
+  // the children start their own backend: release the device first
   shutdownBackend();
+  if (args.suite) failed += runSuite(backend) === 0 ? 0 : 1;
+  if (args.bench) failed += runBench(backend) === 0 ? 0 : 1;
   process.stdout.write(failed === 0 ? 'check passed\n' : `check FAILED (${failed})\n`);
   return failed === 0 ? 0 : 1;
 }
