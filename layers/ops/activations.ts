@@ -6,6 +6,29 @@ function silu_(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
 }
 
+/**
+ * The SwiGLU product silu(gate) * up (HF: up * act_fn(gate), the same products), [..., F] each.
+ * Its gradient is written out so a backward pass keeps only gate and up (autodiff would also keep sigmoid(gate)
+ * and silu(gate)): with s = sigmoid(gate), dup = dy * gate * s and dgate = dy * up * s * (1 + gate * (1 - s)).
+ */
+function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [g, u, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([g, u]);
+    return {
+      value: tf.mul(u, silu_(g)),
+      // tidy: the engine keeps whatever a gradient function leaves behind until the whole backward pass ends
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [gs, us] = saved as [tf.Tensor, tf.Tensor];
+        const s = tf.sigmoid(gs);
+        const dgate = tf.mul(tf.mul(dy, us), tf.mul(s, tf.add(tf.mul(gs, tf.sub(1, s)), 1)));
+        return [dgate, tf.mul(dy, tf.mul(gs, s))];
+      }),
+    };
+  });
+  return f(gate, up);
+}
+
 /** 0.5 x (1 + erf(x / sqrt 2)), as torch.nn.GELU() (approximate='none') */
 function geluExact_(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
@@ -13,3 +36,4 @@ function geluExact_(x: tf.Tensor): tf.Tensor {
 
 export const silu = tf.op({ silu_ });
 export const geluExact = tf.op({ geluExact_ });
+export const siluMul = tf.op({ siluMul_ });

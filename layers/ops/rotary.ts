@@ -1,6 +1,7 @@
 // GLM text rotary ops, from transformers/models/glm4v/modeling_glm4v.py: Glm4vTextRotaryEmbedding.forward
 // (M-RoPE cos/sin with mrope_section over the frequency index) and apply_rotary_pos_emb (interleaved, partial).
 import * as tf from '@tensorflow/tfjs';
+import { applyRotation, interleavedRotation } from './rotation';
 
 /**
  * inv_freq of compute_default_rope_parameters: 1 / theta^(2j / rotaryDim), j < rotaryDim/2, rounded as torch's
@@ -46,24 +47,18 @@ function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSecti
 /**
  * apply_rotary_pos_emb for one of q/k, in the [B, L, H, Dh] layout that the projections give (no transpose needed).
  * x [B, L, H, Dh]; cos, sin [B, L, R] with R <= Dh even. Dims 2j and 2j+1 of the first R rotate by angle j
- * (rotate_half_llm: (x0, x1) -> (-x1, x0)); dims R.. pass through.
- * Built from slice/reshape/concat/mul only, so its gradient is autodiff's (all of those have gradients on every backend).
+ * (rotate_half_llm: (x0, x1) -> (-x1, x0)); dims R.. pass through (cos padded with 1, sin with 0: x * 1 + 0).
+ * Same products and sums as HF's q * cos + rotate_half_llm(q) * sin; see applyRotation for the gradient.
  */
 function applyRotaryPosEmb_(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
-  const [B, L, H, Dh] = x.shape;
+  const [B, L, , Dh] = x.shape;
   const R = cos.shape[2];
   tf.util.assert(
     R % 2 === 0 && R <= Dh && cos.shape[0] === B && cos.shape[1] === L && tf.util.arraysEqual(cos.shape, sin.shape),
     () => `applyRotaryPosEmb: x ${JSON.stringify(x.shape)} does not fit cos ${JSON.stringify(cos.shape)} / sin ${JSON.stringify(sin.shape)}`,
   );
-  const xRot = R === Dh ? x : tf.slice(x, [0, 0, 0, 0], [B, L, H, R]);
-  // rank 4, not [B, L, H, R/2, 2]: the wasm backend slices rank-5 tensors on a slow generic path (~7x slower)
-  const [x1, x2] = tf.split(tf.reshape(xRot, [B * L, H, R / 2, 2]), 2, -1); // even, odd dims: [B*L, H, R/2, 1]
-  const rotated = tf.reshape(tf.concat([tf.neg(x2), x1], -1), [B, L, H, R]); // rotate_half_llm
-  const c = tf.expandDims(cos, 2); // [B, L, 1, R]
-  const s = tf.expandDims(sin, 2);
-  const out = tf.add(tf.mul(xRot, c), tf.mul(rotated, s));
-  return (R === Dh ? out : tf.concat([out, tf.slice(x, [0, 0, 0, R], [B, L, H, Dh - R])], -1)) as tf.Tensor4D;
+  const pad = (t: tf.Tensor3D, value: number) => tf.expandDims(R === Dh ? t : tf.pad(t, [[0, 0], [0, 0], [0, Dh - R]], value), 2);
+  return applyRotation(x, pad(cos, 1), pad(sin, 0), interleavedRotation(Dh, R)) as tf.Tensor4D; // cos, sin [B, L, 1, Dh]
 }
 
 export const mropeCosSin = tf.op({ mropeCosSin_ });

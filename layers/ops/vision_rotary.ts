@@ -1,6 +1,7 @@
 // NeoX half-split rotary on the full head dim: apply_rotary_pos_emb_vision + rotate_half of
 // transformers/models/glm4v/modeling_glm4v.py.
 import * as tf from '@tensorflow/tfjs';
+import { applyRotation, halfRotation } from './rotation';
 
 /** rotate_half: [x1, x2] -> [-x2, x1] on the last axis (dims i and i + Dh/2 are a pair). */
 function rotateHalf_(x: tf.Tensor): tf.Tensor {
@@ -11,7 +12,7 @@ function rotateHalf_(x: tf.Tensor): tf.Tensor {
 /**
  * x * cos + rotate_half(x) * sin for one of q/k.
  * x [N, H, Dh]; cos, sin [N, Dh], shared by all heads. Returns [N, H, Dh].
- * Built from split/concat/mul only, so autodiff gives its gradient on every backend.
+ * rotate_half is a signed permutation applied as one small matMul (applyRotation), not a split and a concat.
  */
 function applyRotaryVision_(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor3D {
   const [N, , Dh] = x.shape;
@@ -19,9 +20,7 @@ function applyRotaryVision_(x: tf.Tensor3D, cos: tf.Tensor2D, sin: tf.Tensor2D):
     Dh % 2 === 0 && tf.util.arraysEqual(cos.shape, [N, Dh]) && tf.util.arraysEqual(sin.shape, [N, Dh]),
     () => `applyRotaryVision: x ${JSON.stringify(x.shape)} needs cos/sin [${N}, ${Dh}] (even Dh), got ${JSON.stringify(cos.shape)} / ${JSON.stringify(sin.shape)}`,
   );
-  const c = tf.expandDims(cos, 1); // [N, 1, Dh]
-  const s = tf.expandDims(sin, 1);
-  return tf.add(tf.mul(x, c), tf.mul(rotateHalf(x), s));
+  return applyRotation(x, tf.expandDims(cos, 1), tf.expandDims(sin, 1), halfRotation(Dh)) as tf.Tensor3D; // cos, sin [N, 1, Dh]
 }
 
 export const rotateHalf = tf.op({ rotateHalf_ });

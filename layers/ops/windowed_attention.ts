@@ -29,7 +29,8 @@ function windowedAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSe
   for (let i = 0; i + 1 < cuSeqlens.length; i++) {
     const start = cuSeqlens[i]!, L = cuSeqlens[i + 1]! - start;
     if (L === 0) continue;
-    const span = (x: tf.Tensor3D) => tf.transpose(tf.slice(x, [start, 0, 0], [L, H, Dh]), [1, 0, 2]); // [H, L, Dh]
+    // one span covering all tokens (a single image) needs no slice, which the wasm backend would copy
+    const span = (x: tf.Tensor3D) => tf.transpose(L === N ? x : tf.slice(x, [start, 0, 0], [L, H, Dh]), [1, 0, 2]); // [H, L, Dh]
     const scores = tf.mul(tf.matMul(span(q), span(k), false, true), scale); // [H, L, L]
     const o = tf.matMul(tf.softmax(scores, -1), span(v)); // [H, L, Dh]
     outs.push(tf.transpose(o, [1, 0, 2])); // [L, H, Dh]

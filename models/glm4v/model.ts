@@ -99,7 +99,8 @@ export class Glm4vModel extends Module {
       return this.languageModel.forward({
         inputsEmbeds: embeds,
         positionIds: tf.tensor3d(positionIds, [3, B, L], 'int32'),
-        ...(mask ? { attentionMask: tf.tensor2d(mask, [B, mask[0]!.length], 'int32') } : {}),
+        // an all-ones mask is the same as none, and none lets the text model skip the padding part
+        ...(mask?.some((r) => r.some((v) => !v)) ? { attentionMask: tf.tensor2d(mask, [B, mask[0]!.length], 'int32') } : {}),
         ...(inputs.cache ? { cache: inputs.cache } : {}),
       });
     });

@@ -9,7 +9,7 @@ import { Module, ModuleList } from '../../lib/module';
 import { Embedding } from '../../layers/embedding';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
-import { silu } from '../../layers/ops/activations';
+import { siluMul } from '../../layers/ops/activations';
 import { scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
@@ -33,7 +33,7 @@ export class Glm4vTextMLP extends Module {
   forward(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const [gate, up] = tf.split(this.gateUpProj.forward(x), 2, -1) as [tf.Tensor, tf.Tensor];
-      return this.downProj.forward(tf.mul(up, silu(gate))) as tf.Tensor3D;
+      return this.downProj.forward(siluMul(gate, up)) as tf.Tensor3D;
     });
   }
 }
@@ -161,7 +161,8 @@ export class Glm4vTextModel extends Module {
     return tf.tidy(() => {
       let h = inputs.inputsEmbeds ?? (this.embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
       const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
-      const mask = causalMask(inputs.attentionMask ?? tf.ones([B, past + L], 'int32'), L);
+      // Without padding the mask is batch-independent ([1, 1, L, S]), and a single query sees every key (no mask).
+      const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
       const rope = this.rotaryEmb.forward(positionIds);
       this.layers.items.forEach((layer, i) => {
         h = layer.forward(h, rope, mask, cache?.layers[i]);

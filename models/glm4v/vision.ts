@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Embedding } from '../../layers/embedding';
 import { Linear } from '../../layers/linear';
 import { LayerNorm, RMSNorm } from '../../layers/norms';
-import { geluExact, silu } from '../../layers/ops/activations';
+import { geluExact, siluMul } from '../../layers/ops/activations';
 import { gridSampleBicubic } from '../../layers/ops/grid_sample';
 import { applyRotaryVision } from '../../layers/ops/vision_rotary';
 import { windowedAttention } from '../../layers/ops/windowed_attention';
@@ -145,7 +145,7 @@ export class Glm4VisionMlp extends Module {
   }
 
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => this.downProj.forward(tf.mul(silu(this.gateProj.forward(x)), this.upProj.forward(x))) as tf.Tensor2D);
+    return tf.tidy(() => this.downProj.forward(siluMul(this.gateProj.forward(x), this.upProj.forward(x))) as tf.Tensor2D);
   }
 }
 
@@ -170,8 +170,8 @@ export class Glm4vVisionAttention extends Module {
     return tf.tidy(() => {
       const [N, D] = x.shape;
       const [H, Dh] = [this.numHeads, this.headDim];
-      const qkv = tf.reshape(this.qkv.forward(x), [N, 3, H, Dh]); // rows [q | k | v], each head-contiguous
-      const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
+      // rows [q | k | v], each head-contiguous; split as [N, D] blocks (wasm copies row by row: N rows, not N*H)
+      const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
       const out = windowedAttention(applyRotaryVision(q!, cos, sin), applyRotaryVision(k!, cos, sin), v!, spans, Dh ** -0.5);
       return this.proj.forward(tf.reshape(out, [N, D])) as tf.Tensor2D;
     });
@@ -221,7 +221,7 @@ export class Glm4vVisionPatchMerger extends Module {
   forward(x: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
       const h = geluExact(this.postProjectionNorm.forward(this.proj.forward(x)));
-      return this.downProj.forward(tf.mul(silu(this.gateProj.forward(h)), this.upProj.forward(h))) as tf.Tensor2D;
+      return this.downProj.forward(siluMul(this.gateProj.forward(h), this.upProj.forward(h))) as tf.Tensor2D;
     });
   }
 }
