@@ -29,7 +29,10 @@ function scaledDotProductAttention_(
   const qg = tf.reshape(tf.mul(q, scale), [B * Hkv, G * L, Dh]);
   const kg = tf.reshape(k, [B * Hkv, S, Dh]);
   const vg = tf.reshape(v, [B * Hkv, S, Dh]);
-  let scores: tf.Tensor = tf.reshape(tf.matMul(qg, kg, false, true), [B, H, L, S]);
+  // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
+  // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
+  const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
+  let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
   if (mask) scores = tf.add(scores, mask);
   const probs = tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S]);
   const out = tf.reshape(tf.matMul(probs, vg), [B, H, L, Dh]);
