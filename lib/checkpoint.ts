@@ -136,3 +136,17 @@ export function loadWeights(model: Module, reader: CheckpointReader, opts: LoadO
     t.dispose();
   }
 }
+
+/** Opens the checkpoint at `dir`, loads it into `model` and closes it; on failure the model's parameters are released. */
+export function loadCheckpoint<T extends Module>(model: T, dir: string, opts: LoadOptions = {}): T {
+  const reader = new CheckpointReader(dir);
+  try {
+    loadWeights(model, reader, opts);
+    return model;
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    reader.close();
+  }
+}

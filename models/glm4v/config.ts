@@ -1,6 +1,7 @@
 // Configs of transformers/models/glm4v/configuration_glm4v.py and glm46v/configuration_glm46v.py.
 // Keys are verbatim config.json keys; derived values (camelCase) are computed once here.
-import { ConfigError, Json, bool, int, intList, isObject, num, str } from '../../lib/config';
+import * as path from 'path';
+import { ConfigError, Json, bool, int, intList, isObject, num, readJson, str } from '../../lib/config';
 
 export interface Glm4vVisionConfig {
   model_type: string;
@@ -212,4 +213,10 @@ export function parseGlm4vConfig(json: unknown, file = 'config.json'): Glm4vConf
     }
     return c;
   });
+}
+
+/** Reads and parses `<dir>/config.json`. */
+export function readGlm4vConfig(dir: string): Glm4vConfig {
+  const file = path.join(dir, 'config.json');
+  return parseGlm4vConfig(readJson(file), file);
 }

@@ -1,15 +1,13 @@
 // Port of transformers/models/glm4v/modeling_glm4v.py (Glm4vModel, Glm4vForConditionalGeneration) and the
 // glm46v copies (Glm46VModel, Glm46VForConditionalGeneration). Names match the checkpoint.
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointReader, loadWeights } from '../../lib/checkpoint';
-import { readJson } from '../../lib/config';
+import { loadCheckpoint } from '../../lib/checkpoint';
 import type { TextCache } from '../../lib/kv_cache';
 import { Module } from '../../lib/module';
 import { causalLmLoss } from '../../lib/train/loss';
 import { GenerateOptions, generate } from '../../lib/generate';
 import { Linear } from '../../layers/linear';
-import { Glm4vConfig, parseGlm4vConfig } from './config';
+import { Glm4vConfig, readGlm4vConfig } from './config';
 import { getRopeIndex } from './rope_index';
 import { placeholderPositions } from './placeholders';
 import { Glm4vTextModel } from './text';
@@ -171,18 +169,7 @@ export class Glm4vForConditionalGeneration extends Module {
 
   /** Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face checkpoint folder. */
   static fromPretrained<T extends Glm4vForConditionalGeneration>(this: new (c: Glm4vConfig) => T, dir: string): T {
-    const config = parseGlm4vConfig(readJson(path.join(dir, 'config.json')), path.join(dir, 'config.json'));
-    const model = new this(config);
-    const reader = new CheckpointReader(dir);
-    try {
-      loadWeights(model, reader, { ignore: isIgnoredKey });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      reader.close();
-    }
-    return model;
+    return loadCheckpoint(new this(readGlm4vConfig(dir)), dir, { ignore: isIgnoredKey });
   }
 }
 

@@ -1,9 +1,7 @@
 // Port of transformers/models/glm4v/modeling_glm4v.py (Glm4vText*): the GLM-4 text decoder of GLM-4.1V / GLM-4.6V.
 // Names match the checkpoint (model.language_model.*); leaf blocks first, the model last.
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CheckpointReader, loadWeights } from '../../lib/checkpoint';
-import { readJson } from '../../lib/config';
+import { loadCheckpoint } from '../../lib/checkpoint';
 import { KVCache, TextCache } from '../../lib/kv_cache';
 import { Module, ModuleList } from '../../lib/module';
 import { Embedding } from '../../layers/embedding';
@@ -13,7 +11,7 @@ import { siluMul } from '../../layers/ops/activations';
 import { scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
-import { Glm4vTextConfig, parseGlm4vConfig } from './config';
+import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
 /** cos, sin [B, L, rotaryDim] shared by every layer of one forward */
@@ -173,18 +171,8 @@ export class Glm4vTextModel extends Module {
 
   /** Loads the model.language_model.* part of a full GLM-4.1V / GLM-4.6V checkpoint folder. */
   static fromPretrained(dir: string): Glm4vTextModel {
-    const config = parseGlm4vConfig(readJson(path.join(dir, 'config.json')), path.join(dir, 'config.json'));
-    const model = new Glm4vTextModel(config.text_config);
-    const reader = new CheckpointReader(dir);
-    try {
-      loadWeights(model, reader, { prefix: 'model.language_model.', ignore: isIgnoredKey, strict: true });
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      reader.close();
-    }
-    return model;
+    const model = new Glm4vTextModel(readGlm4vConfig(dir).text_config);
+    return loadCheckpoint(model, dir, { prefix: 'model.language_model.', ignore: isIgnoredKey });
   }
 }
 
