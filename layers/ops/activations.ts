@@ -9,7 +9,7 @@ function silu_(x: tf.Tensor): tf.Tensor {
 /**
  * The SwiGLU product silu(gate) * up (HF: up * act_fn(gate), the same products), [..., F] each.
  * Its gradient is written out so a backward pass keeps only gate and up (autodiff would also keep sigmoid(gate)
- * and silu(gate)): with s = sigmoid(gate), dup = dy * gate * s and dgate = dy * up * s * (1 + gate * (1 - s)).
+ * and silu(gate)): with s = sigmoid(gate), dup = dy * gate * s and dgate = dy * up * (s + gate * s * (1 - s)).
  */
 function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -20,8 +20,10 @@ function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
       // tidy: the engine keeps whatever a gradient function leaves behind until the whole backward pass ends
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [gs, us] = saved as [tf.Tensor, tf.Tensor];
+        // the products and sums of autodiff through mul(up, mul(gate, sigmoid(gate))), so training is unchanged
         const s = tf.sigmoid(gs);
-        const dgate = tf.mul(tf.mul(dy, us), tf.mul(s, tf.add(tf.mul(gs, tf.sub(1, s)), 1)));
+        const dsilu = tf.mul(dy, us);
+        const dgate = tf.add(tf.mul(dsilu, s), tf.mul(tf.mul(dsilu, gs), tf.mul(s, tf.sub(1, s))));
         return [dgate, tf.mul(dy, tf.mul(gs, s))];
       }),
     };

@@ -25,18 +25,39 @@ function scaledDotProductAttention_(
     () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${S}]`,
   );
   const G = H / Hkv;
-  // The scale goes on q (L*Dh products) rather than on the [L, S] scores; the tiny configs' 0.25 is exact either way.
-  const qg = tf.reshape(tf.mul(q, scale), [B * Hkv, G * L, Dh]);
-  const kg = tf.reshape(k, [B * Hkv, S, Dh]);
-  const vg = tf.reshape(v, [B * Hkv, S, Dh]);
-  // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
-  // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
-  const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
-  let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
-  if (mask) scores = tf.add(scores, mask);
-  const probs = tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S]);
-  const out = tf.reshape(tf.matMul(probs, vg), [B, H, L, Dh]);
-  return tf.transpose(out, [0, 2, 1, 3]) as tf.Tensor4D;
+  // The mask is a constant of the forward: it is read there only (the softmax gradient needs just the probabilities).
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [q4, k4, v4, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
+    // The scale goes on q (L*Dh products) rather than on the [L, S] scores; the tiny configs' 0.25 is exact either way.
+    const qg = tf.reshape(tf.mul(q4, scale), [B * Hkv, G * L, Dh]);
+    const kg = tf.reshape(k4, [B * Hkv, S, Dh]);
+    const vg = tf.reshape(v4, [B * Hkv, S, Dh]);
+    // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
+    // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
+    const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
+    let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
+    if (mask) scores = tf.add(scores, mask);
+    const probs = tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S]);
+    save([qg, kg, vg, probs]);
+    const out = tf.reshape(tf.matMul(probs, vg), [B, H, L, Dh]);
+    return {
+      value: tf.transpose(out, [0, 2, 1, 3]) as tf.Tensor4D,
+      // Written out so a backward pass keeps q, k, v and the probabilities only (autodiff would also keep the raw
+      // and masked scores), and frees its [L, S] intermediates as soon as this node is done (tidy).
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [qs, ks, vs, p] = saved as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+        const dOut = tf.reshape(tf.transpose(dy, [0, 2, 1, 3]), [B * Hkv, G * L, Dh]);
+        const dProbs = tf.matMul(dOut, vs, false, true); // [B*Hkv, G*L, S]
+        const dyTimesY = tf.mul(dProbs, p); // softmax backward, in the order of tfjs's own Softmax gradient
+        const dScores = tf.sub(dyTimesY, tf.mul(tf.sum(dyTimesY, -1, true), p));
+        const dq = tf.mul(tf.reshape(tf.matMul(dScores, ks), [B, H, L, Dh]), scale);
+        const dk = tf.reshape(tf.matMul(dScores, qs, true, false), [B, Hkv, S, Dh]);
+        const dv = tf.reshape(tf.matMul(p, dOut, true, false), [B, Hkv, S, Dh]);
+        return [dq, dk, dv];
+      }),
+    };
+  });
+  return f(q, k, v) as tf.Tensor4D;
 }
 
 export const scaledDotProductAttention = tf.op({ scaledDotProductAttention_ });

@@ -10,28 +10,34 @@ function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
 /**
  * x [..., D], weight [D] -> [..., D].
  * The gradient is written out so that a backward pass keeps only x and weight (autodiff would keep x², the mean,
- * the rsqrt and the normalised x): with r = rsqrt(mean(x²) + eps), x̂ = x r and g = dy * weight,
- * dx = r (g - x̂ mean(g x̂)) and dweight = Σ_rows dy x̂.
+ * the rsqrt and the normalised x until the end of the backward pass). It recomputes the statistics and then takes
+ * the steps tfjs's own gradients of mul / rsqrt / add / mean / square take, in their order: the same numbers as
+ * autodiff, so training trajectories do not move.
  */
 function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  // x enters twice, as it does in autodiff's graph (x * r and square(x)): its two gradient terms are then added to
+  // whatever else x feeds (the residual) one at a time, in autodiff's order, which float addition needs.
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [xx, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [xx, , w, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([xx, w]);
     return {
       value: normalize(xx, w, eps),
-      // tidy: the engine keeps whatever a gradient function leaves behind until the whole backward pass ends
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [xs, ws] = saved as [tf.Tensor, tf.Tensor];
-        const D = xs.shape[xs.rank - 1]!;
-        const r = tf.rsqrt(tf.add(tf.mean(tf.square(xs), -1, true), eps));
-        const xhat = tf.mul(xs, r);
-        const g = tf.mul(dy, ws);
-        const dx = tf.mul(r, tf.sub(g, tf.mul(xhat, tf.mean(tf.mul(g, xhat), -1, true))));
-        return [dx, tf.sum(tf.reshape(tf.mul(dy, xhat), [-1, D]), 0)];
+        const last = xs.rank - 1, D = xs.shape[last]!;
+        const s = tf.add(tf.mean(tf.square(xs), -1, true), eps);
+        const r = tf.rsqrt(s);
+        const a = tf.mul(xs, r);
+        const dw = tf.reshape(tf.sum(tf.mul(dy, a), [...Array(last).keys()]), ws.shape); // y = a * w
+        const da = tf.mul(dy, ws);
+        const dr = tf.reshape(tf.sum(tf.mul(da, xs), [last]), r.shape); // a = x * r
+        const ds = tf.neg(tf.div(dr, tf.mul(tf.pow(s, 1.5), 2))); // r = rsqrt(s); s = mean + eps
+        const dsq = tf.div(tf.mul(ds, tf.ones(xs.shape)), D); // mean over the last axis
+        return [tf.mul(da, r), tf.mul(dsq, tf.mul(xs, 2)), dw]; // through x * r, through square(x)
       }),
     };
   });
-  return f(x, weight);
+  return f(x, x, weight);
 }
 
 export const rmsNorm = tf.op({ rmsNorm_ });

@@ -167,6 +167,24 @@ export class Glm4vForConditionalGeneration extends Module {
     return generate(this, inputs, opts);
   }
 
+  /**
+   * HF's gradient_checkpointing_enable(): every vision block and decoder layer keeps only its input during a
+   * forward under gradient recording and runs again in the backward pass (about a third more compute, a fraction of
+   * the memory). Gradients are computed for `trainable` (default: every variable marked trainable), so pass the
+   * trainable set when training a subset (LoRA), or frozen weights get gradients nobody reads.
+   */
+  gradientCheckpointingEnable(trainable?: Iterable<tf.Variable>): void {
+    const set = trainable ? new Set(trainable) : undefined;
+    const want = set ? (v: tf.Variable) => set.has(v) : (v: tf.Variable) => v.trainable;
+    this.model.languageModel.gradientCheckpointing = want;
+    this.model.visual.gradientCheckpointing = want;
+  }
+
+  gradientCheckpointingDisable(): void {
+    this.model.languageModel.gradientCheckpointing = undefined;
+    this.model.visual.gradientCheckpointing = undefined;
+  }
+
   /** Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face checkpoint folder. */
   static fromPretrained<T extends Glm4vForConditionalGeneration>(this: new (c: Glm4vConfig) => T, dir: string): T {
     return loadCheckpoint(new this(readGlm4vConfig(dir)), dir, { ignore: isIgnoredKey });

@@ -5,6 +5,7 @@ import { loadCheckpoint } from '../../lib/checkpoint';
 import { KVCache, TextCache } from '../../lib/kv_cache';
 import { Module, ModuleList } from '../../lib/module';
 import { Embedding } from '../../layers/embedding';
+import { checkpoint } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
@@ -141,6 +142,8 @@ export class Glm4vTextModel extends Module {
   readonly layers: ModuleList<Glm4vTextDecoderLayer>;
   readonly norm: RMSNorm;
   readonly rotaryEmb: Glm4vTextRotaryEmbedding;
+  /** HF's gradient_checkpointing: recompute each layer in the backward pass (grads for the variables it accepts) */
+  gradientCheckpointing: ((v: tf.Variable) => boolean) | undefined;
 
   constructor(readonly config: Glm4vTextConfig) {
     super();
@@ -162,8 +165,13 @@ export class Glm4vTextModel extends Module {
       // Without padding the mask is batch-independent ([1, 1, L, S]), and a single query sees every key (no mask).
       const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
       const rope = this.rotaryEmb.forward(positionIds);
+      const ckpt = cache ? undefined : this.gradientCheckpointing;
       this.layers.items.forEach((layer, i) => {
-        h = layer.forward(h, rope, mask, cache?.layers[i]);
+        if (!ckpt) h = layer.forward(h, rope, mask, cache?.layers[i]);
+        else {
+          const run = (x: tf.Tensor, c: tf.Tensor, s: tf.Tensor, m?: tf.Tensor) => layer.forward(x as tf.Tensor3D, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null);
+          h = checkpoint(run, [h], mask ? [...rope, mask] : rope, [...layer.namedParameters().values()].filter(ckpt)) as tf.Tensor3D;
+        }
       });
       return this.norm.forward(h) as tf.Tensor3D;
     });

@@ -2,6 +2,7 @@
 // Module keys are the checkpoint keys under `model.visual.`; weights stay in checkpoint layout.
 import * as tf from '@tensorflow/tfjs';
 import { Embedding } from '../../layers/embedding';
+import { checkpoint } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { LayerNorm, RMSNorm } from '../../layers/norms';
 import { geluExact, siluMul } from '../../layers/ops/activations';
@@ -236,6 +237,8 @@ export class Glm4vVisionModel extends Module {
   /** Conv2d(D, out_hidden_size, k = s = merge) on each merge window: weight [out, D, m, m] */
   readonly downsample: KernelStrideConv;
   readonly postLayernorm: RMSNorm;
+  /** HF's gradient_checkpointing: recompute each block in the backward pass (grads for the variables it accepts) */
+  gradientCheckpointing: ((v: tf.Variable) => boolean) | undefined;
 
   constructor(readonly config: Glm4vVisionConfig) {
     super();
@@ -269,7 +272,14 @@ export class Glm4vVisionModel extends Module {
       let x = this.postConvLayernorm.forward(this.patchEmbed.forward(pixelValues)) as tf.Tensor2D;
       const [cos, sin] = this.rotaryPosEmb.forward(hpos, wpos);
       x = this.embeddings.forward(x, gridThw);
-      for (const blk of this.blocks) x = blk.forward(x, spans, cos, sin);
+      const ckpt = this.gradientCheckpointing;
+      for (const blk of this.blocks) {
+        if (!ckpt) x = blk.forward(x, spans, cos, sin);
+        else {
+          const run = (h: tf.Tensor, c: tf.Tensor, s: tf.Tensor) => blk.forward(h as tf.Tensor2D, spans, c as tf.Tensor2D, s as tf.Tensor2D);
+          x = checkpoint(run, [x], [cos, sin], [...blk.namedParameters().values()].filter(ckpt)) as tf.Tensor2D;
+        }
+      }
       x = this.postLayernorm.forward(x) as tf.Tensor2D;
       // each merge window's m*m consecutive rows -> one [D, m, m] conv input, flattened c-major as the weight
       const windows = tf.reshape(tf.transpose(tf.reshape(x, [n / (m * m), m * m, D]), [0, 2, 1]), [n / (m * m), D * m * m]);
