@@ -51,13 +51,13 @@ describe('written-out gradients equal autodiff bit for bit', () => {
       const out = tf.add(tf.mul(xr, tf.expandDims(cos, 2)), tf.mul(rot, tf.expandDims(sin, 2)));
       return tf.concat([out, tf.slice(x, [0, 0, 0, 8], [2, 5, 3, 8])], -1);
     };
-    expectSameGrads((x) => applyRotaryPosEmb(x as tf.Tensor4D, cos, sin), refText, [R([2, 5, 3, 16], 7)]);
+    expectSameGrads((x) => applyRotaryPosEmb(x as tf.Tensor4D, cos as tf.Tensor3D, sin as tf.Tensor3D), refText, [R([2, 5, 3, 16], 7)]);
     const c2 = R([6, 16], 8), s2 = R([6, 16], 9);
     const refVision = (x: tf.Tensor) => {
       const [x1, x2] = tf.split(x, 2, -1);
       return tf.add(tf.mul(x, tf.expandDims(c2, 1)), tf.mul(tf.concat([tf.neg(x2!), x1!], -1), tf.expandDims(s2, 1)));
     };
-    expectSameGrads((x) => applyRotaryVision(x as tf.Tensor3D, c2, s2), refVision, [R([6, 2, 16], 10)]);
+    expectSameGrads((x) => applyRotaryVision(x as tf.Tensor3D, c2 as tf.Tensor2D, s2 as tf.Tensor2D), refVision, [R([6, 2, 16], 10)]);
   });
 
   it('scaledDotProductAttention (grouped heads, causal mask)', () => {
