@@ -16,10 +16,10 @@ const BICUBIC = 3; // PILImageResampling.BICUBIC, the only resample the GLM-V pr
 const KNOWN_TYPES = ['Glm4vImageProcessor', 'Glm4vImageProcessorFast', 'Glm4vImageProcessorPil',
   'Glm46VImageProcessor', 'Glm46VImageProcessorFast', 'Glm46VImageProcessorPil'];
 
-/** preprocessor_config.json, verbatim keys, HF class defaults applied. */
-export interface Glm4vImageProcessorConfig {
+/** The keys the image and video processor configs share, verbatim, with the HF class defaults applied. */
+export interface VisualProcessorFields {
   do_resize: boolean;
-  /** pixel AREAS, not edge lengths: shortest_edge = min_pixels, longest_edge = max_pixels (of t*h*w, t = 2) */
+  /** pixel AREAS, not edge lengths: shortest_edge = min_pixels, longest_edge = max_pixels (of t*h*w) */
   size: { shortest_edge: number; longest_edge: number };
   resample: number;
   do_rescale: boolean;
@@ -32,9 +32,13 @@ export interface Glm4vImageProcessorConfig {
   patch_size: number;
   temporal_patch_size: number;
   merge_size: number;
-  image_processor_type: string | undefined;
   /** the whole parsed file, unknown keys included */
   raw: Json;
+}
+
+/** preprocessor_config.json */
+export interface Glm4vImageProcessorConfig extends VisualProcessorFields {
+  image_processor_type: string | undefined;
 }
 
 function triple(o: Json, at: string, key: string, def: [number, number, number]): [number, number, number] {
@@ -45,18 +49,22 @@ function triple(o: Json, at: string, key: string, def: [number, number, number])
   return v as [number, number, number];
 }
 
-/** Applies the Glm4vImageProcessor class defaults and checks the values; errors name `at` + the key. */
-export function parseImageProcessorConfig(json: unknown, at = ''): Glm4vImageProcessorConfig {
+/**
+ * Reads and checks the shared keys; `<kind>_processor_type` must name one of
+ * `knownTypes` when present; `maxPixels` is the class default of size.longest_edge. Errors name `at` + the key.
+ */
+export function parseVisualProcessorFields(json: unknown, at: string, kind: 'image' | 'video', knownTypes: string[], maxPixels: number): VisualProcessorFields {
+  const typeKey = `${kind}_processor_type`;
   if (!isObject(json)) throw new ConfigError(`${at}: expected a JSON object`);
-  const type = json.image_processor_type;
-  if (type !== undefined && !KNOWN_TYPES.includes(type as string)) {
-    throw new ConfigError(`${at}image_processor_type: ${JSON.stringify(type)} is not a GLM-V image processor (${KNOWN_TYPES.join(', ')})`);
+  const type = json[typeKey];
+  if (type !== undefined && !knownTypes.includes(type as string)) {
+    throw new ConfigError(`${at}${typeKey}: ${JSON.stringify(type)} is not a GLM-V ${kind} processor (${knownTypes.join(', ')})`);
   }
-  const size = json.size ?? { shortest_edge: 112 * 112, longest_edge: 28 * 28 * 15000 };
+  const size = json.size ?? { shortest_edge: 112 * 112, longest_edge: maxPixels };
   if (!isObject(size) || !size.shortest_edge || !size.longest_edge) {
     throw new ConfigError(`${at}size: must contain 'shortest_edge' and 'longest_edge' keys but got ${JSON.stringify(size)}`);
   }
-  const cfg: Glm4vImageProcessorConfig = {
+  const cfg: VisualProcessorFields = {
     do_resize: bool(json, at, 'do_resize', true),
     size: { shortest_edge: int(size, `${at}size.`, 'shortest_edge'), longest_edge: int(size, `${at}size.`, 'longest_edge') },
     resample: int(json, at, 'resample', BICUBIC),
@@ -69,12 +77,17 @@ export function parseImageProcessorConfig(json: unknown, at = ''): Glm4vImagePro
     patch_size: int(json, at, 'patch_size', 14, 1),
     temporal_patch_size: int(json, at, 'temporal_patch_size', 2, 1),
     merge_size: int(json, at, 'merge_size', 2, 1),
-    image_processor_type: type as string | undefined,
     raw: json,
   };
   if (cfg.resample !== BICUBIC) throw new ConfigError(`${at}resample: only BICUBIC (3) is implemented, got ${cfg.resample}`);
   if (cfg.image_std.some((s) => s === 0)) throw new ConfigError(`${at}image_std: has a zero, got ${JSON.stringify(cfg.image_std)}`);
   return cfg;
+}
+
+/** Applies the Glm4vImageProcessor class defaults and checks the values; errors name `at` + the key. */
+export function parseImageProcessorConfig(json: unknown, at = ''): Glm4vImageProcessorConfig {
+  const cfg = parseVisualProcessorFields(json, at, 'image', KNOWN_TYPES, 28 * 28 * 15000);
+  return { ...cfg, image_processor_type: cfg.raw.image_processor_type as string | undefined };
 }
 
 /**

@@ -4,84 +4,40 @@
 // sample_frames (processors/video_sampling.ts). Host arrays only, no tensors.
 import * as fs from 'fs';
 import * as path from 'path';
-import { bool, ConfigError, int, isObject, Json, num, readJson } from '../lib/config';
+import { bool, ConfigError, isObject, num, readJson } from '../lib/config';
 import { ProcessorError } from './errors';
 import type { RgbImage } from './image_io';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, patchify, pixelTables, toChannelsFirst } from './image_processor';
+import { parseVisualProcessorFields, patchify, pixelTables, toChannelsFirst, VisualProcessorFields } from './image_processor';
 import type { ProcessedVideo, ProcessedVideos } from './processor';
 import { resizeBicubicAntialias } from './resize';
 import { smartResize } from './smart_resize';
 import type { DecodedVideo } from './video_io';
 import { frameTimestamps, sampleFramesGlm46v, sampleFramesGlm4v, VideoMetadata } from './video_sampling';
 
-const BICUBIC = 3;
 const KNOWN_TYPES = ['Glm4vVideoProcessor', 'Glm46VVideoProcessor'];
 
 /** video_preprocessor_config.json, verbatim keys, the Glm4vVideoProcessor class defaults applied. */
-export interface Glm4vVideoProcessorConfig {
-  do_resize: boolean;
-  /** pixel AREAS of the whole clip: shortest_edge = min_pixels, longest_edge = max_pixels of frames * h * w */
-  size: { shortest_edge: number; longest_edge: number };
-  resample: number;
-  do_rescale: boolean;
-  rescale_factor: number;
-  do_normalize: boolean;
-  image_mean: [number, number, number];
-  image_std: [number, number, number];
-  do_convert_rgb: boolean;
+export interface Glm4vVideoProcessorConfig extends VisualProcessorFields {
   do_sample_frames: boolean;
   /** frames per second GLM-4.1V samples at (GLM-4.6V's dynamic policy ignores it) */
   fps: number;
   /** seconds beyond which GLM-4.1V spreads max_duration * fps frames over the whole video */
   max_duration: number;
-  patch_size: number;
-  temporal_patch_size: number;
-  merge_size: number;
   video_processor_type: string | undefined;
-  /** the whole parsed file, unknown keys included */
-  raw: Json;
-}
-
-function triple(o: Json, at: string, key: string, def: [number, number, number]): [number, number, number] {
-  const v = o[key] ?? def;
-  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new ConfigError(`${at}${key}: expected 3 numbers (one per RGB channel), got ${JSON.stringify(o[key])}`);
-  }
-  return v as [number, number, number];
 }
 
 /** Applies the Glm4vVideoProcessor class defaults (VP 57-76) and checks the values; errors name `at` + the key. */
 export function parseVideoProcessorConfig(json: unknown, at = ''): Glm4vVideoProcessorConfig {
-  if (!isObject(json)) throw new ConfigError(`${at}: expected a JSON object`);
-  const type = json.video_processor_type;
-  if (type !== undefined && !KNOWN_TYPES.includes(type as string)) {
-    throw new ConfigError(`${at}video_processor_type: ${JSON.stringify(type)} is not a GLM-V video processor (${KNOWN_TYPES.join(', ')})`);
-  }
-  const size = json.size ?? { shortest_edge: 112 * 112, longest_edge: 28 * 28 * 2 * 30000 };
-  if (!isObject(size) || !size.shortest_edge || !size.longest_edge) {
-    throw new ConfigError(`${at}size: must contain 'shortest_edge' and 'longest_edge' keys but got ${JSON.stringify(size)}`);
-  }
+  // size is an area of the whole clip here: frames * h * w
+  const base = parseVisualProcessorFields(json, at, 'video', KNOWN_TYPES, 28 * 28 * 2 * 30000);
+  const j = base.raw;
   const cfg: Glm4vVideoProcessorConfig = {
-    do_resize: bool(json, at, 'do_resize', true),
-    size: { shortest_edge: int(size, `${at}size.`, 'shortest_edge'), longest_edge: int(size, `${at}size.`, 'longest_edge') },
-    resample: int(json, at, 'resample', BICUBIC),
-    do_rescale: bool(json, at, 'do_rescale', true),
-    rescale_factor: num(json, at, 'rescale_factor', 1 / 255),
-    do_normalize: bool(json, at, 'do_normalize', true),
-    image_mean: triple(json, at, 'image_mean', OPENAI_CLIP_MEAN),
-    image_std: triple(json, at, 'image_std', OPENAI_CLIP_STD),
-    do_convert_rgb: bool(json, at, 'do_convert_rgb', true),
-    do_sample_frames: bool(json, at, 'do_sample_frames', true),
-    fps: num(json, at, 'fps', 2),
-    max_duration: num(json, at, 'max_duration', 300),
-    patch_size: int(json, at, 'patch_size', 14, 1),
-    temporal_patch_size: int(json, at, 'temporal_patch_size', 2, 1),
-    merge_size: int(json, at, 'merge_size', 2, 1),
-    video_processor_type: type as string | undefined,
-    raw: json,
+    ...base,
+    do_sample_frames: bool(j, at, 'do_sample_frames', true),
+    fps: num(j, at, 'fps', 2),
+    max_duration: num(j, at, 'max_duration', 300),
+    video_processor_type: j.video_processor_type as string | undefined,
   };
-  if (cfg.resample !== BICUBIC) throw new ConfigError(`${at}resample: only BICUBIC (3) is implemented, got ${cfg.resample}`);
-  if (cfg.image_std.some((s) => s === 0)) throw new ConfigError(`${at}image_std: has a zero, got ${JSON.stringify(cfg.image_std)}`);
   if (!(cfg.fps > 0)) throw new ConfigError(`${at}fps: must be positive, got ${cfg.fps}`);
   return cfg;
 }
