@@ -1,17 +1,6 @@
 // Token sampling on host logits, after mlx-lm's make_sampler and transformers' logits processors/warpers, in
 // transformers' order: repetition penalty, temperature, top-k, top-p, then a seeded draw (or argmax).
-
-/** mulberry32: a small, fast, seedable PRNG giving floats in [0, 1). */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { splitmix32 } from './rng';
 
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;
@@ -76,7 +65,7 @@ export type Sampler = (logits: Float32Array, seen: number[]) => number;
 
 export function makeSampler(opts: SamplerOptions = {}): Sampler {
   const temperature = opts.temperature ?? 0;
-  const rng = makeRng(opts.seed ?? 0);
+  const rng = splitmix32(opts.seed ?? 0);
   return (logits, seen) => {
     let x = applyRepetitionPenalty(logits, seen, opts.repetitionPenalty ?? 1);
     if (temperature <= 0) return argmax(x);
