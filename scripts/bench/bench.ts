@@ -1,0 +1,157 @@
+// Side-by-side benchmark: this package vs PyTorch + transformers (CPU, torch.set_num_threads) on one GLM-4.1V
+// config with the same bf16 checkpoint and inputs. Rows: vision encoding, prefill, decode at two contexts, an
+// AdamW training step, checkpoint loading, and the backend's plain 2-D matmul; each the median of several runs
+// after warm-up, with model-level GFLOP/s from analytic matmul FLOPs (flops.ts). See docs/benchmark.md.
+// Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
+//        [--our-threads 1,2 (wasm)] [--rows matmul,vision,prefill,decode,train,load] [--no-torch]
+//        [--no-checkpointing] [--zero-copy-identity]
+// PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseGlm4vConfig } from '../../models/glm4v/config';
+import { benchFlops } from './flops';
+import { BENCH_CONFIG, BENCH_SHAPES, DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
+import { loadRow, RunOptions, runRows } from './ours';
+import { buildTable, buildTargets, markdown, Res } from './report';
+
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+/** Runs this file again as a child (fresh process: its own wasm build, thread pool and peak RSS). */
+function ourChild(mode: 'load' | 'run', opts: object, threads: number): Res | string {
+  process.stdout.write(`ours (${threads} thread${threads > 1 ? 's' : ''}): ${mode === 'load' ? 'load' : (opts as { rows: string[] }).rows.join(', ')} ...\n`);
+  const r = spawnSync(process.execPath, [...process.execArgv, __filename, '--child', mode, JSON.stringify(opts)], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
+    env: { ...process.env, GLM46V_WASM_THREADS: String(threads) },
+  });
+  const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('{'));
+  return r.status === 0 && line ? (JSON.parse(line) as Res) : `our ${mode} child failed (exit ${r.status}, signal ${r.signal})`;
+}
+
+/** The PyTorch side, or a string saying why it was skipped. */
+function torchChild(python: string, mode: 'load' | 'run', args: string[]): Res | string {
+  const script = path.join(__dirname, 'bench_torch.py');
+  const r = spawnSync(python, [script, mode, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  if (r.error) return `PyTorch skipped: cannot run ${python} (${r.error.message})`;
+  const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('{'));
+  if (r.status !== 0 || !line) return `PyTorch ${mode} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`;
+  return JSON.parse(line) as Res;
+}
+
+function torchAvailable(python: string): string | undefined {
+  const r = spawnSync(python, ['-c', 'import torch, transformers, safetensors'], { encoding: 'utf8' });
+  if (r.error) return `PyTorch skipped: no Python at '${python}' (set GLM46V_PYTHON)`;
+  if (r.status !== 0) return `PyTorch skipped: ${python} cannot import torch/transformers/safetensors (${r.stderr.trim().split('\n').pop()})`;
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--child')) {
+    const mode = arg('--child', 'run');
+    const opts = JSON.parse(process.argv[process.argv.indexOf('--child') + 2]!);
+    const res = mode === 'load' ? await loadRow(opts.model) : await runRows({ ...opts, rows: new Set(opts.rows) } as RunOptions);
+    process.stdout.write(JSON.stringify(res) + '\n');
+    return;
+  }
+  const quick = process.argv.includes('--quick');
+  const modelDir = path.resolve(arg('--model', DEFAULT_DIR));
+  const outFile = path.resolve(arg('--out', path.join(__dirname, '../../out/bench.json')));
+  const torchThreads = arg('--threads', '2').split(',').map(Number);
+  const ourThreads = arg('--our-threads', '1,2').split(',').map(Number);
+  const rows = new Set(arg('--rows', 'matmul,vision,prefill,decode,train,load').split(','));
+  const python = process.env.GLM46V_PYTHON ?? 'python3';
+  const S = BENCH_SHAPES;
+  const p = quick ? { warmup: 1, runs: 2, decodeSteps: 6, trainSteps: 1 } : { warmup: 1, runs: 5, decodeSteps: 16, trainSteps: 3 };
+  const loadStart = os.loadavg();
+  console.log(`glm46v benchmark${quick ? ' (--quick)' : ''}: load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
+  if (!isComplete(modelDir)) {
+    console.log(`making the benchmark model in ${modelDir} ...`);
+    makeBenchModel(modelDir);
+  }
+  const flops = benchFlops(parseGlm4vConfig(BENCH_CONFIG), S);
+  const runOpts = {
+    model: modelDir, ...p, contexts: S.decodeContexts, matmul: S.matmul, rows: [...rows].filter((r) => r !== 'load'),
+    zeroCopyIdentity: process.argv.includes('--zero-copy-identity'), checkpointing: !process.argv.includes('--no-checkpointing'),
+  };
+  const notes: string[] = [];
+  const take = (r: Res | string): Res => (typeof r === 'string' ? (notes.push(r), {}) : r);
+
+  // Every measurement is its own process: a fresh peak RSS, its own wasm build and thread pool, and a wasm
+  // out-of-memory abort (it poisons the module) costs only its own rows.
+  const ours: Record<number, Res> = {};
+  for (const t of ourThreads) {
+    const r: Res = rows.has('load') ? { ...take(ourChild('load', { model: modelDir }, t)) } : {};
+    const infer = runOpts.rows.filter((x) => x !== 'train');
+    if (infer.length) merge(r, take(ourChild('run', { ...runOpts, rows: infer }, t)));
+    if (rows.has('train')) {
+      for (const [k, v] of Object.entries(take(ourChild('run', { ...runOpts, rows: ['train'] }, t)))) if (k.startsWith('train')) r[k] = v;
+    }
+    ours[t] = r;
+  }
+  const torch: Record<number, Res> = {};
+  const torchSkip = process.argv.includes('--no-torch') ? 'PyTorch skipped: --no-torch' : torchAvailable(python);
+  if (torchSkip) notes.push(torchSkip);
+  else {
+    for (const t of torchThreads) {
+      console.log(`PyTorch (${t} thread${t > 1 ? 's' : ''}): ${[...rows].join(', ')} ...`);
+      const r: Res = rows.has('load') ? { ...take(torchChild(python, 'load', ['--model', modelDir])) } : {};
+      const torchArgs = ['--model', modelDir, '--threads', String(t), '--warmup', String(p.warmup), '--runs', String(p.runs),
+        '--decode-steps', String(p.decodeSteps), '--train-steps', String(p.trainSteps), '--contexts', S.decodeContexts.join(','),
+        '--matmul', S.matmul.join(','), '--rows', runOpts.rows.join(',')];
+      if (runOpts.rows.length) merge(r, take(torchChild(python, 'run', torchArgs)));
+      torch[t] = r;
+    }
+  }
+  const loadEnd = os.loadavg();
+
+  const table = buildTable(ours, torch, flops, S, rows);
+  const params = [...Object.values(ours), ...Object.values(torch)].map((r) => r.params).find((x) => typeof x === 'number') as number | undefined;
+  const targets = buildTargets(table, ours, ((params ?? NaN) * 4) / 2 ** 20);
+  const lo = Object.values(ours).map((r) => r.train_losses as number[] | undefined).find(Boolean);
+  const lt = Object.values(torch).map((r) => r.train_losses as number[] | undefined).find(Boolean);
+  if (lo || lt) notes.push(`training losses (same weights, data and AdamW step): ours ${lo?.map((x) => x.toFixed(4)).join(', ') ?? '-'}; PyTorch ${lt?.map((x) => x.toFixed(4)).join(', ') ?? '-'}`);
+  const parity = maxDiff(Object.values(ours).map((r) => r.prefill_last_logits).find(Boolean), Object.values(torch).map((r) => r.prefill_last_logits).find(Boolean));
+  const tv = Object.values(torch)[0];
+  if (parity !== undefined) notes.push(`same weights and inputs: prefill last-token logits max |ours - PyTorch| = ${parity.toExponential(2)}`);
+  if (runOpts.zeroCopyIdentity) notes.push('--zero-copy-identity: ours ran with the experimental zero-copy wasm Identity kernel (scripts/bench/zero_copy_identity.ts), not the package default');
+  const head = [
+    `ours: tfjs ${tfVersion()} wasm backend (lib/kernels overrides) with ${ourThreads.join(' / ')} thread(s); PyTorch ${tv?.torch ?? '-'} + transformers with torch.set_num_threads(${torchThreads.join(' / ')}), attention ${tv?.attn_implementation ?? '-'}`,
+    `load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at end (${os.cpus().length} cores, shared)`,
+    `each row: warm-up ${p.warmup}, then the median of ${p.runs} runs (decode: of ${p.decodeSteps - 1} steps after the first; train: of ${p.trainSteps} steps)`,
+  ];
+  const md = markdown(table, targets, ourThreads, torchSkip ? [] : torchThreads, [...head, ...notes]);
+  console.log('\n' + md);
+  fs.mkdirSync(path.dirname(outFile), { recursive: true });
+  const strip = (r: Res) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'prefill_last_logits'));
+  fs.writeFileSync(outFile, JSON.stringify({
+    date: new Date().toISOString(), quick, loadavg_start: loadStart, loadavg_end: loadEnd, cores: os.cpus().length,
+    model: modelDir, config: { text: BENCH_CONFIG.text_config, vision: BENCH_CONFIG.vision_config }, shapes: S, flops,
+    table, targets, notes: [...head, ...notes], markdown: md,
+    raw: { ours: Object.fromEntries(Object.entries(ours).map(([t, r]) => [t, strip(r)])), torch: Object.fromEntries(Object.entries(torch).map(([t, r]) => [t, strip(r)])) },
+  }, null, 2) + '\n');
+  console.log(`\nwritten ${outFile}`);
+}
+
+/** Adds a timed run's results to a load row's: the load keeps its own peak RSS. */
+function merge(into: Res, run: Res): void {
+  for (const [k, v] of Object.entries(run)) into[k === 'peak_rss_mib' ? 'run_peak_rss_mib' : k] = v;
+}
+
+function tfVersion(): string {
+  return (require('@tensorflow/tfjs/package.json') as { version: string }).version;
+}
+
+function maxDiff(a: unknown, b: unknown): number | undefined {
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return undefined;
+  return a.reduce((m: number, x: number, i: number) => Math.max(m, Math.abs(x - (b[i] as number))), 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

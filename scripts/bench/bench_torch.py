@@ -1,0 +1,150 @@
+"""PyTorch + transformers side of scripts/bench/bench.ts: the same model folder, inputs and rows, on the CPU.
+
+Usage (bench.ts runs it; by hand for a check):
+  python scripts/bench/bench_torch.py load --model out/bench_model
+  python scripts/bench/bench_torch.py run --model out/bench_model [--threads 2] [--warmup 1] [--runs 5]
+      [--decode-steps 16] [--train-steps 3] [--rows vision,prefill,decode,train,matmul]
+Prints one JSON line (times in ms, each row the median of --runs after --warmup) as its last line of output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+
+def vm_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def load_row(model_dir: str) -> dict:
+    """Peak resident memory and time to load the sharded bf16 checkpoint as float32, in this fresh process."""
+    import torch
+    from transformers import Glm4vForConditionalGeneration
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    before = vm_kib("VmRSS")
+    t0 = time.perf_counter()
+    model = Glm4vForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    ms = (time.perf_counter() - t0) * 1000
+    n = sum(p.numel() for p in model.parameters())
+    return {"load_ms": ms, "rss_before_mib": before / 1024, "peak_rss_mib": vm_kib("VmHWM") / 1024,
+            "rss_after_mib": vm_kib("VmRSS") / 1024, "params": n}
+
+
+def timed(fn, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def run_rows(args) -> dict:
+    import torch
+    from safetensors import safe_open
+    from transformers import DynamicCache, Glm4vForConditionalGeneration
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    with safe_open(f"{args.model}/inputs.safetensors", "pt") as f:
+        inp = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    model = Glm4vForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
+    model.eval()
+    rows = set(args.rows.split(","))
+    import transformers
+    res: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+                 "attn_implementation": model.config._attn_implementation}
+    long = lambda t: t.to(torch.long)  # noqa: E731
+
+    if "matmul" in rows:
+        M, K, N = (int(x) for x in args.matmul.split(","))
+        a, b = torch.randn(M, K), torch.randn(K, N)
+        res["matmul_ms"] = timed(lambda: torch.mm(a, b), 2, max(args.runs, 5))
+
+    with torch.no_grad():
+        if "vision" in rows:
+            pv = inp["vision.pixel_values"]
+            grid = torch.tensor(json.loads(meta["vision_grid_thw"]))
+            res["vision_ms"] = timed(lambda: model.model.get_image_features(pv, grid), args.warmup, args.runs)
+
+        if "prefill" in rows:
+            ids = long(inp["prefill.input_ids"])
+            last = {}
+
+            def prefill():
+                out = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+                last["logits"] = out.logits[0, -1]
+            res["prefill_ms"] = timed(prefill, args.warmup, args.runs)
+            res["prefill_last_logits"] = last["logits"].tolist()
+
+        if "decode" in rows:
+            ctx_all, toks = long(inp["decode.context_ids"]), long(inp["decode.tokens"])
+            for ctx in (int(c) for c in args.contexts.split(",")):
+                times = []
+                for rep in range(args.warmup + 1):
+                    cache = DynamicCache(config=model.config)
+                    model.model.rope_deltas = None
+                    model(input_ids=ctx_all[:, :ctx], cache=cache, use_cache=True, logits_to_keep=1)
+                    step_times = []
+                    for s in range(args.decode_steps):
+                        t0 = time.perf_counter()
+                        model(input_ids=toks[:, s:s + 1], cache=cache, use_cache=True, logits_to_keep=1)
+                        step_times.append((time.perf_counter() - t0) * 1000)
+                    if rep == args.warmup:
+                        times = step_times[1:]  # the first step after a prefill is warm-up too
+                res[f"decode{ctx}_ms"] = times
+
+    if "train" in rows:
+        model.train()
+        ids, labels = long(inp["train.input_ids"]), long(inp["train.labels"])
+        pv = inp["train.pixel_values"]
+        grid = torch.tensor(json.loads(meta["train_grid_thw"]))
+        mm_types = (ids == int(meta["image_token_id"])).to(torch.int32)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+        losses = []
+
+        def step():
+            model.model.rope_deltas = None
+            out = model(input_ids=ids, labels=labels, pixel_values=pv, image_grid_thw=grid, mm_token_type_ids=mm_types)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(out.loss.item())
+        res["train_ms"] = timed(step, 1, args.train_steps)
+        res["train_losses"] = losses
+    res["peak_rss_mib"] = vm_kib("VmHWM") / 1024
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("mode", choices=["load", "run"])
+    p.add_argument("--model", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--decode-steps", type=int, default=16)
+    p.add_argument("--train-steps", type=int, default=3)
+    p.add_argument("--contexts", default="128,1024")
+    p.add_argument("--matmul", default="512,1024,2816")
+    p.add_argument("--rows", default="matmul,vision,prefill,decode,train")
+    args = p.parse_args()
+    res = load_row(args.model) if args.mode == "load" else run_rows(args)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+// Our side of the benchmark, run by bench.ts in fresh child processes: the load row (peak RSS of a process that
+// only loads the checkpoint) and the timed rows, on the backend initBackend picks (GLM46V_BACKEND,
+// GLM46V_WASM_THREADS). Times in ms; each row is the list of timed runs after warm-up.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, shutdownBackend } from '../../lib/backend';
+import { decodeOne, prefill } from '../../lib/generate';
+import { HostTensor, SafetensorsFile } from '../../lib/safetensors';
+import { AdamW, paramGroups } from '../../lib/train/adamw';
+import { microBatchGrads } from '../../lib/train/step';
+import { loadModel } from '../../models/glm4v/auto';
+import { installZeroCopyIdentity } from './zero_copy_identity';
+import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+
+export interface RunOptions {
+  model: string;
+  warmup: number;
+  runs: number;
+  decodeSteps: number;
+  trainSteps: number;
+  contexts: number[];
+  matmul: number[];
+  rows: Set<string>;
+  /** activation checkpointing in the training row */
+  checkpointing: boolean;
+  /** the experiment of zero_copy_identity.ts (not the package's kernels) */
+  zeroCopyIdentity?: boolean;
+}
+
+/** A field of /proc/self/status in MiB (VmRSS now, VmHWM the peak so far); -1 where /proc is missing. */
+export function procMiB(field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const m = fs.readFileSync('/proc/self/status', 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) / 1024 : -1;
+  } catch {
+    return -1;
+  }
+}
+
+const log = (msg: string) => process.stderr.write(`  [ours] ${msg}\n`);
+
+export async function loadRow(model: string): Promise<Record<string, unknown>> {
+  const backend = await initBackend({ quiet: true });
+  const before = procMiB('VmRSS');
+  const t0 = performance.now();
+  const m = loadModel(model);
+  const ms = performance.now() - t0;
+  const out = { backend, load_ms: ms, rss_before_mib: before, peak_rss_mib: procMiB('VmHWM'), rss_after_mib: procMiB('VmRSS'), params: m.numParameters() };
+  m.dispose();
+  shutdownBackend();
+  return out;
+}
+
+async function timed(fn: () => Promise<void>, warmup: number, runs: number): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    out.push(performance.now() - t0);
+  }
+  return out;
+}
+
+const rows2d = (h: HostTensor): number[][] => {
+  const [B, L] = h.shape as [number, number];
+  return Array.from({ length: B }, (_, b) => Array.from(h.data.subarray(b * L, (b + 1) * L)));
+};
+
+async function awaitDispose(t: tf.Tensor): Promise<void> {
+  await t.data();
+  t.dispose();
+}
+
+export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
+  const backend = await initBackend({ quiet: true });
+  if (o.zeroCopyIdentity && backend === 'wasm') installZeroCopyIdentity();
+  const wasm = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm')) : undefined;
+  const res: Record<string, unknown> = { backend, threads: wasm ? wasm.getThreadsCount() : undefined, zero_copy_identity: !!o.zeroCopyIdentity };
+  const f = new SafetensorsFile(path.join(o.model, 'inputs.safetensors'));
+  const inp = (k: string) => f.read(k);
+  const meta = f.metadata;
+  const model: Glm4vForConditionalGeneration = loadModel(o.model);
+  try {
+    if (o.rows.has('matmul')) {
+      const [M, K, N] = o.matmul as [number, number, number];
+      const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]);
+      res.matmul_ms = await timed(() => awaitDispose(tf.matMul(a, b)), 2, Math.max(o.runs, 5));
+      tf.dispose([a, b]);
+    }
+    if (o.rows.has('vision')) {
+      const h = inp('vision.pixel_values');
+      const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
+      const grid = JSON.parse(meta.vision_grid_thw!) as number[][];
+      res.vision_ms = await timed(() => awaitDispose(model.model.getImageFeatures(pv, grid)), o.warmup, o.runs);
+      pv.dispose();
+      log(`vision ${fmt(res.vision_ms)}`);
+    }
+    if (o.rows.has('prefill')) {
+      const ids = rows2d(inp('prefill.input_ids'));
+      let last: Float32Array | undefined;
+      res.prefill_ms = await timed(async () => {
+        const { logits, state } = await prefill(model, { inputIds: ids });
+        state.cache.dispose();
+        last = logits[0];
+      }, o.warmup, o.runs);
+      res.prefill_last_logits = Array.from(last!);
+      log(`prefill ${fmt(res.prefill_ms)}`);
+    }
+    if (o.rows.has('decode')) {
+      const ctxAll = rows2d(inp('decode.context_ids'))[0]!, toks = rows2d(inp('decode.tokens'))[0]!;
+      for (const ctx of o.contexts) {
+        let times: number[] = [];
+        for (let rep = 0; rep <= o.warmup; rep++) {
+          const { state } = await prefill(model, { inputIds: [ctxAll.slice(0, ctx)] });
+          try {
+            const steps: number[] = [];
+            for (let s = 0; s < o.decodeSteps; s++) {
+              const t0 = performance.now();
+              await decodeOne(model, [toks[s]!], state);
+              steps.push(performance.now() - t0);
+            }
+            times = steps.slice(1); // the first step after a prefill is warm-up too
+          } finally {
+            state.cache.dispose();
+          }
+        }
+        res[`decode${ctx}_ms`] = times;
+        log(`decode@${ctx} ${fmt(times)}`);
+      }
+    }
+    if (o.rows.has('train')) {
+      Object.assign(res, await trainRow(model, inp, meta, o));
+      log(`train ${fmt(res.train_ms)}`);
+    }
+  } finally {
+    f.close();
+    res.tensors_live = tf.memory().numTensors;
+    res.peak_rss_mib = procMiB('VmHWM');
+    model.dispose();
+    shutdownBackend();
+  }
+  return res;
+}
+
+/**
+ * Training steps as the package takes them (lib/train: microBatchGrads on the whole batch, then AdamW with decoupled
+ * decay on every parameter, as torch.optim.AdamW(model.parameters()) does); no clipping, as on the PyTorch side.
+ */
+async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) => HostTensor, meta: Record<string, string>, o: RunOptions): Promise<Record<string, unknown>> {
+  const ids = rows2d(inp('train.input_ids')), labels = rows2d(inp('train.labels'));
+  const h = inp('train.pixel_values');
+  const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
+  const grid = JSON.parse(meta.train_grid_thw!) as number[][];
+  const params = model.namedParameters();
+  // Without activation checkpointing this step needs more than the 4 GiB wasm heap (see docs/benchmark.md).
+  if (o.checkpointing) model.gradientCheckpointingEnable(params.values());
+  const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8 });
+  const losses: number[] = [];
+  const step = async () => {
+    const { loss, grads } = microBatchGrads(model, { inputIds: ids, pixelValues: pv, imageGridThw: grid, labels }, params, 1);
+    opt.step(grads);
+    tf.dispose([...grads.values()]);
+    losses.push((await loss.data())[0]!);
+    loss.dispose();
+  };
+  try {
+    return { train_ms: await timed(step, 1, o.trainSteps), train_losses: losses, train_checkpointing: o.checkpointing };
+  } finally {
+    opt.dispose();
+    pv.dispose();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const fmt = (xs: unknown) => `median ${median(xs as number[]).toFixed(1)} ms over ${(xs as number[]).length}`;

@@ -1,0 +1,111 @@
+// The benchmark's table and targets from the raw child results (bench.ts): medians, model-level GFLOP/s from the
+// analytic FLOPs, ours (per wasm thread count) beside PyTorch, and the targets of the issue per thread count.
+import type { RowFlops } from './flops';
+
+export type Res = Record<string, unknown>;
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b), n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+
+const med = (r: Res | undefined, k: string) => (r && Array.isArray(r[k]) ? median(r[k] as number[]) : undefined);
+const num = (r: Res | undefined, k: string) => (r && typeof r[k] === 'number' ? (r[k] as number) : undefined);
+const loadIncrement = (r: Res | undefined) => {
+  const peak = num(r, 'peak_rss_mib'), before = num(r, 'rss_before_mib');
+  return peak === undefined || before === undefined ? undefined : peak - before;
+};
+
+export interface Row {
+  row: string;
+  unit: 'ms' | 'MiB';
+  /** per thread count */
+  ours: Record<number, number | undefined>;
+  torch: Record<number, number | undefined>;
+  flops?: number;
+  note?: string;
+}
+
+export interface Target { name: string; limit: number; op: '<=' | '>='; values: Record<number, number | undefined> }
+
+export interface Shapes { visionGrid: readonly number[]; prefillTokens: number; decodeContexts: number[]; trainBatch: number; trainTokens: number; matmul: number[] }
+
+export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>, flops: RowFlops, S: Shapes, rows: Set<string>): Row[] {
+  const threads = Object.keys(ours).map(Number), torchThreads = Object.keys(torch).map(Number);
+  const per = (f: (r: Res) => number | undefined) => Object.fromEntries(threads.map((t) => [t, f(ours[t]!)]));
+  const perTorch = (f: (r: Res) => number | undefined) => Object.fromEntries(torchThreads.map((t) => [t, f(torch[t]!)]));
+  const timeRow = (row: string, key: string, f: number, note?: string): Row =>
+    ({ row, unit: 'ms', ours: per((r) => med(r, key)), torch: perTorch((r) => med(r, key)), flops: f, ...(note ? { note } : {}) });
+  const table: Row[] = [];
+  const [M, K, N] = S.matmul;
+  if (rows.has('matmul')) table.push(timeRow(`plain 2-D matmul [${M},${K}]x[${K},${N}]`, 'matmul_ms', flops.matmul));
+  if (rows.has('vision')) table.push(timeRow(`vision encode 448x448 (grid ${JSON.stringify(S.visionGrid)})`, 'vision_ms', flops.vision));
+  if (rows.has('prefill')) table.push(timeRow(`prefill ${S.prefillTokens} text tokens`, 'prefill_ms', flops.prefill));
+  if (rows.has('decode')) {
+    for (const c of S.decodeContexts) table.push(timeRow(`decode at context ${c} (ms/token)`, `decode${c}_ms`, flops.decode[c]!));
+  }
+  if (rows.has('train')) {
+    const ckpt = threads.some((t) => ours[t]!.train_checkpointing);
+    table.push(timeRow(`train step (AdamW) ${S.trainBatch}x${S.trainTokens} tokens + 1 image/row`, 'train_ms', flops.train,
+      ckpt ? 'ours with activation checkpointing (its extra forward is not counted in GFLOP/s)' : undefined));
+  }
+  if (rows.has('load')) {
+    table.push({ row: 'load sharded bf16 checkpoint', unit: 'ms', ours: per((r) => num(r, 'load_ms')), torch: perTorch((r) => num(r, 'load_ms')) });
+    table.push({ row: 'load: peak RSS above the RSS before loading', unit: 'MiB', ours: per(loadIncrement), torch: perTorch(loadIncrement) });
+    table.push({ row: 'load: process peak RSS (VmHWM)', unit: 'MiB', ours: per((r) => num(r, 'peak_rss_mib')), torch: perTorch((r) => num(r, 'peak_rss_mib')) });
+  }
+  return table;
+}
+
+export function buildTargets(table: Row[], ours: Record<number, Res>, f32MiB: number): Target[] {
+  const threads = Object.keys(ours).map(Number);
+  const find = (prefix: string) => table.find((r) => r.row.startsWith(prefix));
+  const gf = (r: Row | undefined, t: number) => (r?.flops && r.ours[t] ? r.flops / r.ours[t]! / 1e6 : undefined);
+  const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
+  const per = (f: (t: number) => number | undefined) => Object.fromEntries(threads.map((t) => [t, f(t)]));
+  const mm = find('plain 2-D matmul');
+  return [
+    { name: 'prefill GFLOP/s / plain 2-D matmul GFLOP/s', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('prefill'), t), gf(mm, t))) },
+    { name: 'train-step GFLOP/s / plain 2-D matmul GFLOP/s', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('train step'), t), gf(mm, t))) },
+    { name: 'decode ms/token at 1024 / at 128', limit: 1.5, op: '<=', values: per((t) => ratio(find('decode at context 1024')?.ours[t], find('decode at context 128')?.ours[t])) },
+    { name: `load: peak RSS above the RSS before / float32 weights (${f32MiB.toFixed(0)} MiB)`, limit: 1.3, op: '<=', values: per((t) => ratio(find('load: peak RSS')?.ours[t], f32MiB)) },
+    { name: `load: process peak RSS / float32 weights (${f32MiB.toFixed(0)} MiB)`, limit: 1.3, op: '<=', values: per((t) => ratio(find('load: process peak')?.ours[t], f32MiB)) },
+  ];
+}
+
+const fmt = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
+
+/** The smallest value and the thread count that gave it. */
+function best(vals: Record<number, number | undefined>): [number | undefined, number | undefined] {
+  let b: number | undefined, bt: number | undefined;
+  for (const [t, v] of Object.entries(vals)) if (v !== undefined && (b === undefined || v < b)) [b, bt] = [v, Number(t)];
+  return [b, bt];
+}
+
+export function markdown(table: Row[], targets: Target[], threads: number[], torchThreads: number[], notes: string[]): string {
+  const th = threads.map((t) => `ours ${t}T`), tt = torchThreads.map((t) => `PyTorch ${t}T`);
+  const lines = [
+    `| row | ${th.join(' | ')} | ${tt.join(' | ')} | best ours / best PyTorch | ours GFLOP/s (best) | PyTorch GFLOP/s (best) | note |`,
+    `|---|${threads.map(() => '---:|').join('')}${torchThreads.map(() => '---:|').join('')}---:|---:|---:|---|`,
+  ];
+  for (const r of table) {
+    const [bo, bot] = best(r.ours), [bp, bpt] = best(r.torch);
+    const u = ` ${r.unit}`;
+    const cell = (v?: number) => (v === undefined ? '-' : fmt(v) + u);
+    const ratio = bo !== undefined && bp ? `${(bo / bp).toFixed(2)}x${r.unit === 'ms' ? ` (${bot}T / ${bpt}T)` : ''}` : '-';
+    const gf = (ms?: number) => (r.flops && ms ? fmt(r.flops / ms / 1e6) : '-');
+    let note = r.note ?? '';
+    if (r.row.startsWith('decode') && bo && bp) note = `${(1000 / bo).toFixed(1)} vs ${(1000 / bp).toFixed(1)} tokens/s`;
+    lines.push(`| ${r.row} | ${threads.map((t) => cell(r.ours[t])).join(' | ')} | ${torchThreads.map((t) => cell(r.torch[t])).join(' | ')} | ${ratio} | ${gf(bo)} | ${gf(bp)} | ${note} |`);
+  }
+  lines.push('', `| target | limit | ${th.join(' | ')} |`, `|---|---|${threads.map(() => '---|').join('')}`);
+  for (const t of targets) {
+    const cells = threads.map((n) => {
+      const v = t.values[n];
+      return v === undefined ? 'not measured' : `${v.toFixed(2)} ${(t.op === '<=' ? v <= t.limit : v >= t.limit) ? 'met' : 'NOT met'}`;
+    });
+    lines.push(`| ${t.name} | ${t.op} ${t.limit} | ${cells.join(' | ')} |`);
+  }
+  lines.push('', ...notes.map((n) => `- ${n}`));
+  return lines.join('\n');
+}
