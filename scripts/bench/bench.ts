@@ -82,36 +82,38 @@ async function main(): Promise<void> {
   const take = (r: Res | string): Res => (typeof r === 'string' ? (notes.push(r), {}) : r);
 
   // Every measurement is its own process: a fresh peak RSS, its own wasm build and thread pool, and a wasm
-  // out-of-memory abort (it poisons the module) costs only its own rows.
-  const ours: Record<number, Res> = {};
-  for (const t of ourThreads) {
-    const r: Res = rows.has('load') ? { ...take(ourChild('load', { model: modelDir }, t)) } : {};
-    const infer = runOpts.rows.filter((x) => x !== 'train');
-    if (infer.length) merge(r, take(ourChild('run', { ...runOpts, rows: infer }, t)));
-    if (rows.has('train')) {
-      for (const [k, v] of Object.entries(take(ourChild('run', { ...runOpts, rows: ['train'] }, t)))) if (k.startsWith('train')) r[k] = v;
-    }
-    ours[t] = r;
-  }
-  const torch: Record<number, Res> = {};
+  // out-of-memory abort (it poisons the module) costs only its own rows. Ours and PyTorch take turns group by
+  // group, so that both sides of a row run at nearly the same time on a machine whose load drifts.
   const torchSkip = process.argv.includes('--no-torch') ? 'PyTorch skipped: --no-torch' : torchAvailable(python);
   if (torchSkip) notes.push(torchSkip);
-  else {
-    for (const t of torchThreads) {
-      console.log(`PyTorch (${t} thread${t > 1 ? 's' : ''}): ${[...rows].join(', ')} ...`);
-      const r: Res = rows.has('load') ? { ...take(torchChild(python, 'load', ['--model', modelDir])) } : {};
-      const torchArgs = ['--model', modelDir, '--threads', String(t), '--warmup', String(p.warmup), '--runs', String(p.runs),
-        '--decode-steps', String(p.decodeSteps), '--train-steps', String(p.trainSteps), '--contexts', S.decodeContexts.join(','),
-        '--matmul', S.matmul.join(','), '--rows', runOpts.rows.join(',')];
-      if (runOpts.rows.length) merge(r, take(torchChild(python, 'run', torchArgs)));
-      torch[t] = r;
+  const ours: Record<number, Res> = Object.fromEntries(ourThreads.map((t) => [t, {}]));
+  const torch: Record<number, Res> = torchSkip ? {} : Object.fromEntries(torchThreads.map((t) => [t, {}]));
+  const torchArgs = (t: number, rowList: string[]) => ['--model', modelDir, '--threads', String(t), '--warmup', String(p.warmup),
+    '--runs', String(p.runs), '--decode-steps', String(p.decodeSteps), '--train-steps', String(p.trainSteps),
+    '--contexts', S.decodeContexts.join(','), '--matmul', S.matmul.join(','), '--rows', rowList.join(',')];
+  const groups = [
+    rows.has('load') ? ['load'] : [],
+    runOpts.rows.filter((x) => x !== 'train'),
+    rows.has('train') ? ['train'] : [],
+  ].filter((g) => g.length > 0);
+  for (const g of groups) {
+    const isLoad = g[0] === 'load';
+    for (const t of ourThreads) {
+      const r = isLoad ? take(ourChild('load', { model: modelDir }, t)) : take(ourChild('run', { ...runOpts, rows: g }, t));
+      merge(ours[t]!, r, isLoad ? undefined : g.join('+'));
+    }
+    for (const t of torchSkip ? [] : torchThreads) {
+      console.log(`PyTorch (${t} thread${t > 1 ? 's' : ''}): ${g.join(', ')} ...`);
+      const r = isLoad ? take(torchChild(python, 'load', ['--model', modelDir])) : take(torchChild(python, 'run', torchArgs(t, g)));
+      merge(torch[t]!, r, isLoad ? undefined : g.join('+'));
     }
   }
   const loadEnd = os.loadavg();
 
-  const table = buildTable(ours, torch, flops, S, rows);
   const params = [...Object.values(ours), ...Object.values(torch)].map((r) => r.params).find((x) => typeof x === 'number') as number | undefined;
-  const targets = buildTargets(table, ours, ((params ?? NaN) * 4) / 2 ** 20);
+  const f32MiB = ((params ?? NaN) * 4) / 2 ** 20;
+  const table = buildTable(ours, torch, flops, S, rows, 'wall'), cpuTable = buildTable(ours, torch, flops, S, rows, 'cpu');
+  const targets = buildTargets(table, ours, f32MiB), cpuTargets = buildTargets(cpuTable, ours, f32MiB).slice(0, 3);
   const lo = Object.values(ours).map((r) => r.train_losses as number[] | undefined).find(Boolean);
   const lt = Object.values(torch).map((r) => r.train_losses as number[] | undefined).find(Boolean);
   if (lo || lt) notes.push(`training losses (same weights, data and AdamW step): ours ${lo?.map((x) => x.toFixed(4)).join(', ') ?? '-'}; PyTorch ${lt?.map((x) => x.toFixed(4)).join(', ') ?? '-'}`);
@@ -124,22 +126,25 @@ async function main(): Promise<void> {
     `load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at end (${os.cpus().length} cores, shared)`,
     `each row: warm-up ${p.warmup}, then the median of ${p.runs} runs (decode: of ${p.decodeSteps - 1} steps after the first; train: of ${p.trainSteps} steps)`,
   ];
-  const md = markdown(table, targets, ourThreads, torchSkip ? [] : torchThreads, [...head, ...notes]);
+  const tt = torchSkip ? [] : torchThreads;
+  const md = ['### Wall-clock', '', markdown(table, targets, ourThreads, tt, []), '',
+    '### Process CPU time (all threads; at 1 thread the figure least disturbed by other jobs)', '',
+    markdown(cpuTable, cpuTargets, ourThreads, tt, []), '', ...[...head, ...notes].map((n) => `- ${n}`)].join('\n');
   console.log('\n' + md);
   fs.mkdirSync(path.dirname(outFile), { recursive: true });
   const strip = (r: Res) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'prefill_last_logits'));
   fs.writeFileSync(outFile, JSON.stringify({
     date: new Date().toISOString(), quick, loadavg_start: loadStart, loadavg_end: loadEnd, cores: os.cpus().length,
     model: modelDir, config: { text: BENCH_CONFIG.text_config, vision: BENCH_CONFIG.vision_config }, shapes: S, flops,
-    table, targets, notes: [...head, ...notes], markdown: md,
+    table, targets, cpu_table: cpuTable, cpu_targets: cpuTargets, notes: [...head, ...notes], markdown: md,
     raw: { ours: Object.fromEntries(Object.entries(ours).map(([t, r]) => [t, strip(r)])), torch: Object.fromEntries(Object.entries(torch).map(([t, r]) => [t, strip(r)])) },
   }, null, 2) + '\n');
   console.log(`\nwritten ${outFile}`);
 }
 
-/** Adds a timed run's results to a load row's: the load keeps its own peak RSS. */
-function merge(into: Res, run: Res): void {
-  for (const [k, v] of Object.entries(run)) into[k === 'peak_rss_mib' ? 'run_peak_rss_mib' : k] = v;
+/** Collects a child's results; the peak RSS of a timed group is kept under the group's name (the load's is its own). */
+function merge(into: Res, r: Res, group?: string): void {
+  for (const [k, v] of Object.entries(r)) into[group && k === 'peak_rss_mib' ? `peak_rss_mib_${group}` : k] = v;
 }
 
 function tfVersion(): string {

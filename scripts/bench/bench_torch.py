@@ -4,7 +4,7 @@ Usage (bench.ts runs it; by hand for a check):
   python scripts/bench/bench_torch.py load --model out/bench_model
   python scripts/bench/bench_torch.py run --model out/bench_model [--threads 2] [--warmup 1] [--runs 5]
       [--decode-steps 16] [--train-steps 3] [--rows vision,prefill,decode,train,matmul]
-Prints one JSON line (times in ms, each row the median of --runs after --warmup) as its last line of output.
+Prints one JSON line (wall-clock and process CPU times in ms of each run after --warmup) as its last line of output.
 """
 from __future__ import annotations
 
@@ -38,15 +38,21 @@ def load_row(model_dir: str) -> dict:
             "rss_after_mib": vm_kib("VmRSS") / 1024, "params": n}
 
 
-def timed(fn, warmup: int, runs: int) -> list[float]:
+def timed(fn, warmup: int, runs: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU time (all threads) of each run, in ms."""
     for _ in range(warmup):
         fn()
-    out = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return wall, cpu
+
+
+def put(res: dict, name: str, t: tuple[list[float], list[float]]) -> None:
+    res[f"{name}_ms"], res[f"{name}_cpu_ms"] = t
 
 
 def run_rows(args) -> dict:
@@ -72,13 +78,13 @@ def run_rows(args) -> dict:
     if "matmul" in rows:
         M, K, N = (int(x) for x in args.matmul.split(","))
         a, b = torch.randn(M, K), torch.randn(K, N)
-        res["matmul_ms"] = timed(lambda: torch.mm(a, b), 2, max(args.runs, 5))
+        put(res, "matmul", timed(lambda: torch.mm(a, b), 2, max(args.runs, 5)))
 
     with torch.no_grad():
         if "vision" in rows:
             pv = inp["vision.pixel_values"]
             grid = torch.tensor(json.loads(meta["vision_grid_thw"]))
-            res["vision_ms"] = timed(lambda: model.model.get_image_features(pv, grid), args.warmup, args.runs)
+            put(res, "vision", timed(lambda: model.model.get_image_features(pv, grid), args.warmup, args.runs))
 
         if "prefill" in rows:
             ids = long(inp["prefill.input_ids"])
@@ -87,25 +93,26 @@ def run_rows(args) -> dict:
             def prefill():
                 out = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
                 last["logits"] = out.logits[0, -1]
-            res["prefill_ms"] = timed(prefill, args.warmup, args.runs)
+            put(res, "prefill", timed(prefill, args.warmup, args.runs))
             res["prefill_last_logits"] = last["logits"].tolist()
 
         if "decode" in rows:
             ctx_all, toks = long(inp["decode.context_ids"]), long(inp["decode.tokens"])
             for ctx in (int(c) for c in args.contexts.split(",")):
-                times = []
+                times: tuple[list[float], list[float]] = ([], [])
                 for rep in range(args.warmup + 1):
                     cache = DynamicCache(config=model.config)
                     model.model.rope_deltas = None
                     model(input_ids=ctx_all[:, :ctx], cache=cache, use_cache=True, logits_to_keep=1)
-                    step_times = []
+                    wall, cpu = [], []
                     for s in range(args.decode_steps):
-                        t0 = time.perf_counter()
+                        t0, c0 = time.perf_counter(), time.process_time()
                         model(input_ids=toks[:, s:s + 1], cache=cache, use_cache=True, logits_to_keep=1)
-                        step_times.append((time.perf_counter() - t0) * 1000)
+                        wall.append((time.perf_counter() - t0) * 1000)
+                        cpu.append((time.process_time() - c0) * 1000)
                     if rep == args.warmup:
-                        times = step_times[1:]  # the first step after a prefill is warm-up too
-                res[f"decode{ctx}_ms"] = times
+                        times = (wall[1:], cpu[1:])  # the first step after a prefill is warm-up too
+                put(res, f"decode{ctx}", times)
 
     if "train" in rows:
         model.train()
@@ -123,7 +130,7 @@ def run_rows(args) -> dict:
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(out.loss.item())
-        res["train_ms"] = timed(step, 1, args.train_steps)
+        put(res, "train", timed(step, 1, args.train_steps))
         res["train_losses"] = losses
     res["peak_rss_mib"] = vm_kib("VmHWM") / 1024
     return res

@@ -1,6 +1,6 @@
 // Our side of the benchmark, run by bench.ts in fresh child processes: the load row (peak RSS of a process that
 // only loads the checkpoint) and the timed rows, on the backend initBackend picks (GLM46V_BACKEND,
-// GLM46V_WASM_THREADS). Times in ms; each row is the list of timed runs after warm-up.
+// GLM46V_WASM_THREADS). Times in ms, wall-clock and process CPU: each row is the list of timed runs after warm-up.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -52,15 +52,30 @@ export async function loadRow(model: string): Promise<Record<string, unknown>> {
   return out;
 }
 
-async function timed(fn: () => Promise<void>, warmup: number, runs: number): Promise<number[]> {
+/** Wall-clock and process CPU time (all threads) of each run, in ms. */
+interface Timing { wall: number[]; cpu: number[] }
+
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+async function timed(fn: () => Promise<void>, warmup: number, runs: number): Promise<Timing> {
   for (let i = 0; i < warmup; i++) await fn();
-  const out: number[] = [];
+  const t: Timing = { wall: [], cpu: [] };
   for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
+    const [w0, c0] = [performance.now(), cpuMs()];
     await fn();
-    out.push(performance.now() - t0);
+    t.wall.push(performance.now() - w0);
+    t.cpu.push(cpuMs() - c0);
   }
-  return out;
+  return t;
+}
+
+/** Stores a timing as `<name>_ms` (wall) and `<name>_cpu_ms`. */
+function put(res: Record<string, unknown>, name: string, t: Timing): void {
+  res[`${name}_ms`] = t.wall;
+  res[`${name}_cpu_ms`] = t.cpu;
 }
 
 const rows2d = (h: HostTensor): number[][] => {
@@ -86,48 +101,50 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
     if (o.rows.has('matmul')) {
       const [M, K, N] = o.matmul as [number, number, number];
       const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]);
-      res.matmul_ms = await timed(() => awaitDispose(tf.matMul(a, b)), 2, Math.max(o.runs, 5));
+      put(res, 'matmul', await timed(() => awaitDispose(tf.matMul(a, b)), 2, Math.max(o.runs, 5)));
       tf.dispose([a, b]);
     }
     if (o.rows.has('vision')) {
       const h = inp('vision.pixel_values');
       const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
       const grid = JSON.parse(meta.vision_grid_thw!) as number[][];
-      res.vision_ms = await timed(() => awaitDispose(model.model.getImageFeatures(pv, grid)), o.warmup, o.runs);
+      put(res, 'vision', await timed(() => awaitDispose(model.model.getImageFeatures(pv, grid)), o.warmup, o.runs));
       pv.dispose();
       log(`vision ${fmt(res.vision_ms)}`);
     }
     if (o.rows.has('prefill')) {
       const ids = rows2d(inp('prefill.input_ids'));
       let last: Float32Array | undefined;
-      res.prefill_ms = await timed(async () => {
+      put(res, 'prefill', await timed(async () => {
         const { logits, state } = await prefill(model, { inputIds: ids });
         state.cache.dispose();
         last = logits[0];
-      }, o.warmup, o.runs);
+      }, o.warmup, o.runs));
       res.prefill_last_logits = Array.from(last!);
       log(`prefill ${fmt(res.prefill_ms)}`);
     }
     if (o.rows.has('decode')) {
       const ctxAll = rows2d(inp('decode.context_ids'))[0]!, toks = rows2d(inp('decode.tokens'))[0]!;
       for (const ctx of o.contexts) {
-        let times: number[] = [];
+        let times: Timing = { wall: [], cpu: [] };
         for (let rep = 0; rep <= o.warmup; rep++) {
           const { state } = await prefill(model, { inputIds: [ctxAll.slice(0, ctx)] });
           try {
-            const steps: number[] = [];
+            const steps: Timing = { wall: [], cpu: [] };
             for (let s = 0; s < o.decodeSteps; s++) {
-              const t0 = performance.now();
+              const [w0, c0] = [performance.now(), cpuMs()];
               await decodeOne(model, [toks[s]!], state);
-              steps.push(performance.now() - t0);
+              steps.wall.push(performance.now() - w0);
+              steps.cpu.push(cpuMs() - c0);
             }
-            times = steps.slice(1); // the first step after a prefill is warm-up too
+            // the first step after a prefill is warm-up too
+            times = { wall: steps.wall.slice(1), cpu: steps.cpu.slice(1) };
           } finally {
             state.cache.dispose();
           }
         }
-        res[`decode${ctx}_ms`] = times;
-        log(`decode@${ctx} ${fmt(times)}`);
+        put(res, `decode${ctx}`, times);
+        log(`decode@${ctx} ${fmt(times.wall)}`);
       }
     }
     if (o.rows.has('train')) {
@@ -166,7 +183,9 @@ async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) =
     loss.dispose();
   };
   try {
-    return { train_ms: await timed(step, 1, o.trainSteps), train_losses: losses, train_checkpointing: o.checkpointing };
+    const res: Record<string, unknown> = { train_losses: losses, train_checkpointing: o.checkpointing };
+    put(res, 'train', await timed(step, 1, o.trainSteps));
+    return res;
   } finally {
     opt.dispose();
     pv.dispose();

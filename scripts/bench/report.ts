@@ -30,26 +30,31 @@ export interface Target { name: string; limit: number; op: '<=' | '>='; values: 
 
 export interface Shapes { visionGrid: readonly number[]; prefillTokens: number; decodeContexts: number[]; trainBatch: number; trainTokens: number; matmul: number[] }
 
-export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>, flops: RowFlops, S: Shapes, rows: Set<string>): Row[] {
+/**
+ * One table per clock: 'wall' (what a user waits) or 'cpu' (process CPU time, all threads: at 1 thread the
+ * figure least disturbed by other jobs on a shared machine). Load rows are wall-clock and in the wall table only.
+ */
+export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>, flops: RowFlops, S: Shapes, rows: Set<string>, clock: 'wall' | 'cpu'): Row[] {
+  const suffix = clock === 'wall' ? '_ms' : '_cpu_ms';
   const threads = Object.keys(ours).map(Number), torchThreads = Object.keys(torch).map(Number);
   const per = (f: (r: Res) => number | undefined) => Object.fromEntries(threads.map((t) => [t, f(ours[t]!)]));
   const perTorch = (f: (r: Res) => number | undefined) => Object.fromEntries(torchThreads.map((t) => [t, f(torch[t]!)]));
-  const timeRow = (row: string, key: string, f: number, note?: string): Row =>
-    ({ row, unit: 'ms', ours: per((r) => med(r, key)), torch: perTorch((r) => med(r, key)), flops: f, ...(note ? { note } : {}) });
+  const timeRow = (row: string, name: string, f: number, note?: string): Row =>
+    ({ row, unit: 'ms', ours: per((r) => med(r, name + suffix)), torch: perTorch((r) => med(r, name + suffix)), flops: f, ...(note ? { note } : {}) });
   const table: Row[] = [];
   const [M, K, N] = S.matmul;
-  if (rows.has('matmul')) table.push(timeRow(`plain 2-D matmul [${M},${K}]x[${K},${N}]`, 'matmul_ms', flops.matmul));
-  if (rows.has('vision')) table.push(timeRow(`vision encode 448x448 (grid ${JSON.stringify(S.visionGrid)})`, 'vision_ms', flops.vision));
-  if (rows.has('prefill')) table.push(timeRow(`prefill ${S.prefillTokens} text tokens`, 'prefill_ms', flops.prefill));
+  if (rows.has('matmul')) table.push(timeRow(`plain 2-D matmul [${M},${K}]x[${K},${N}]`, 'matmul', flops.matmul));
+  if (rows.has('vision')) table.push(timeRow(`vision encode 448x448 (grid ${JSON.stringify(S.visionGrid)})`, 'vision', flops.vision));
+  if (rows.has('prefill')) table.push(timeRow(`prefill ${S.prefillTokens} text tokens`, 'prefill', flops.prefill));
   if (rows.has('decode')) {
-    for (const c of S.decodeContexts) table.push(timeRow(`decode at context ${c} (ms/token)`, `decode${c}_ms`, flops.decode[c]!));
+    for (const c of S.decodeContexts) table.push(timeRow(`decode at context ${c} (ms/token)`, `decode${c}`, flops.decode[c]!));
   }
   if (rows.has('train')) {
     const ckpt = threads.some((t) => ours[t]!.train_checkpointing);
-    table.push(timeRow(`train step (AdamW) ${S.trainBatch}x${S.trainTokens} tokens + 1 image/row`, 'train_ms', flops.train,
+    table.push(timeRow(`train step (AdamW) ${S.trainBatch}x${S.trainTokens} tokens + 1 image/row`, 'train', flops.train,
       ckpt ? 'ours with activation checkpointing (its extra forward is not counted in GFLOP/s)' : undefined));
   }
-  if (rows.has('load')) {
+  if (rows.has('load') && clock === 'wall') {
     table.push({ row: 'load sharded bf16 checkpoint', unit: 'ms', ours: per((r) => num(r, 'load_ms')), torch: perTorch((r) => num(r, 'load_ms')) });
     table.push({ row: 'load: peak RSS above the RSS before loading', unit: 'MiB', ours: per(loadIncrement), torch: perTorch(loadIncrement) });
     table.push({ row: 'load: process peak RSS (VmHWM)', unit: 'MiB', ours: per((r) => num(r, 'peak_rss_mib')), torch: perTorch((r) => num(r, 'peak_rss_mib')) });
