@@ -1,13 +1,16 @@
 // Writes the built-in model's dataset (scripts/data/shapes_scene.ts) as chat-format JSONL for `glm46v finetune`:
-//   npx tsx scripts/data/make_shapes.ts OUT_DIR [--train N] [--test N]
+//   npx tsx scripts/data/make_shapes.ts OUT_DIR [--train N] [--test N] [--turns K]
 // OUT_DIR/train.jsonl, OUT_DIR/test.jsonl and OUT_DIR/images/{train,test}_NNNNN.png (paths relative to the JSONL).
+// A test line is one image and one question. A training line is one image and up to K of the questions it answers
+// (default 1), asked one after another in one chat: the first turn has exactly the test format, the later ones give
+// more supervised answers per image at little extra cost (the image is encoded once).
 // Every example's scene and question come from its own seed (split offset + index), so the files are identical on
 // every run and test images never share a seed with training ones.
 //   npx tsx scripts/data/make_shapes.ts --examples assets/examples
 // writes the README's example images and examples.json (question and expected answer of each).
 import * as fs from 'fs';
 import * as path from 'path';
-import { Example, Scene, encodePng, place, render, rng, sampleQuestion, sampleScene } from './shapes_scene';
+import { Example, Scene, encodePng, place, questions, render, rng, sampleQuestion, sampleScene, shuffled } from './shapes_scene';
 
 const SEEDS = { train: 1_000_000, test: 9_000_000 };
 
@@ -16,16 +19,17 @@ interface Options {
   train: number;
   test: number;
   examples: boolean;
+  turns: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: '', train: 5000, test: 200, examples: false };
+  const o: Options = { out: '', train: 5000, test: 200, examples: false, turns: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--train' || a === '--test') {
+    if (a === '--train' || a === '--test' || a === '--turns') {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 0) throw new Error(`${a}: expected a non-negative integer, got ${argv[i]}`);
-      o[a.slice(2) as 'train' | 'test'] = n;
+      o[a.slice(2) as 'train' | 'test' | 'turns'] = n;
     } else if (a === '--examples') o.examples = true;
     else if (a.startsWith('-')) throw new Error(`unknown option ${a}`);
     else if (o.out) throw new Error(`one output folder expected, got ${o.out} and ${a}`);
@@ -35,27 +39,29 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-function chatLine(image: string, ex: Example): string {
+/** The image comes with the first question; each later question is a new user turn. */
+function chatLine(image: string, exs: Example[]): string {
   return JSON.stringify({
-    messages: [
-      { role: 'user', content: [{ type: 'image', image }, { type: 'text', text: ex.question }] },
+    messages: exs.flatMap((ex, i) => [
+      { role: 'user', content: i === 0 ? [{ type: 'image', image }, { type: 'text', text: ex.question }] : ex.question },
       { role: 'assistant', content: ex.answer },
-    ],
+    ]),
   });
 }
 
-function writeSplit(out: string, split: 'train' | 'test', n: number): Record<string, number> {
+function writeSplit(out: string, split: 'train' | 'test', n: number, turns: number): Record<string, number> {
   fs.mkdirSync(path.join(out, 'images'), { recursive: true });
   const lines: string[] = [];
   const kinds: Record<string, number> = {};
   for (let i = 0; i < n; i++) {
     const rand = rng(SEEDS[split] + i);
     const scene = sampleScene(rand);
-    const ex = sampleQuestion(scene, rand);
+    const first = sampleQuestion(scene, rand);
+    const rest = shuffled(questions(scene).filter((q) => q.question !== first.question), rand).slice(0, Math.max(0, turns - 1));
     const image = `images/${split}_${String(i).padStart(5, '0')}.png`;
     fs.writeFileSync(path.join(out, image), encodePng(render(scene)));
-    lines.push(chatLine(image, ex));
-    kinds[ex.kind] = (kinds[ex.kind] ?? 0) + 1;
+    lines.push(chatLine(image, [first, ...rest]));
+    for (const ex of [first, ...rest]) kinds[ex.kind] = (kinds[ex.kind] ?? 0) + 1;
   }
   fs.writeFileSync(path.join(out, `${split}.jsonl`), lines.join('\n') + '\n');
   return kinds;
@@ -67,19 +73,19 @@ function writeExamples(out: string): void {
   const items: { file: string; scene: Scene; question: string; answer: string }[] = [
     {
       file: 'shapes.png',
-      scene: { shapes: [place('circle', 'red', 0, 0, rand), place('square', 'blue', 1, 2, rand), place('triangle', 'yellow', 2, 1, rand)] },
+      scene: { shapes: [place('circle', 'red', 0, 0, rand), place('square', 'blue', 1, 3, rand), place('triangle', 'yellow', 3, 1, rand)] },
       question: 'What colour is the circle?',
       answer: 'red',
     },
     {
       file: 'count.png',
-      scene: { shapes: [place('triangle', 'green', 0, 2, rand), place('circle', 'purple', 2, 0, rand)] },
+      scene: { shapes: [place('triangle', 'green', 0, 3, rand), place('circle', 'purple', 2, 1, rand)] },
       question: 'How many shapes are there?',
-      answer: 'two',
+      answer: '2',
     },
     {
       file: 'position.png',
-      scene: { shapes: [place('square', 'purple', 1, 0, rand), place('triangle', 'blue', 0, 2, rand)] },
+      scene: { shapes: [place('square', 'purple', 2, 0, rand), place('triangle', 'blue', 0, 2, rand)] },
       question: 'Is the square on the left or the right?',
       answer: 'left',
     },
@@ -94,9 +100,9 @@ function writeExamples(out: string): void {
 function main(): void {
   const o = parseArgs(process.argv.slice(2));
   if (o.examples) return writeExamples(o.out);
-  const train = writeSplit(o.out, 'train', o.train);
-  const test = writeSplit(o.out, 'test', o.test);
-  process.stdout.write(`train: ${o.train} examples ${JSON.stringify(train)}\ntest: ${o.test} examples ${JSON.stringify(test)}\n`);
+  const train = writeSplit(o.out, 'train', o.train, o.turns);
+  const test = writeSplit(o.out, 'test', o.test, 1);
+  process.stdout.write(`train: ${o.train} images, up to ${o.turns} questions each ${JSON.stringify(train)}\ntest: ${o.test} examples ${JSON.stringify(test)}\n`);
   process.stdout.write(`dataset: ${path.join(o.out, 'train.jsonl')} ${path.join(o.out, 'test.jsonl')}\n`);
 }
 

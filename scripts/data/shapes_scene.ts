@@ -1,11 +1,10 @@
-// The synthetic visual task of the built-in model: one to three coloured shapes on a white background, and one
-// question per image whose answer is a single word. Scenes, questions and pixels are pure functions of a seed.
+// The synthetic visual task of the built-in model: one to three coloured shapes on a plain grey background, and one
+// question per image whose answer is a single word or digit. Scenes, questions and pixels are pure functions of a seed.
 import { PNG } from 'pngjs';
 
 export const IMAGE_SIZE = 112;
 export const SHAPES = ['circle', 'square', 'triangle'] as const;
 export const COLOURS = ['red', 'green', 'blue', 'yellow', 'purple'] as const;
-export const COUNT_WORDS = ['one', 'two', 'three'] as const;
 
 export type ShapeName = (typeof SHAPES)[number];
 export type ColourName = (typeof COLOURS)[number];
@@ -18,9 +17,15 @@ const RGB: Record<ColourName, [number, number, number]> = {
   yellow: [235, 205, 20],
   purple: [140, 50, 180],
 };
-const BACKGROUND: [number, number, number] = [255, 255, 255];
+// The processor's image_mean (OpenAI CLIP) as a colour: the background normalises to ~0, so the patches carry the
+// shapes alone. On white (+2 after normalisation) every patch shared a large constant and training learned to ignore it.
+const BACKGROUND: [number, number, number] = [123, 117, 104];
 
-/** A shape sits in one cell of a 3 x 3 grid (row 0 = top, col 0 = left), jittered a little inside it. */
+/**
+ * A shape sits in one cell of a 4 x 4 grid of 28 px cells (row 0 = top, col 0 = left), jittered a little inside it.
+ * 28 px is one image token of the model (14 px patches merged 2 x 2), so each shape is seen whole by one token, and
+ * every shape is plainly in the left or right (top or bottom) half.
+ */
 export interface PlacedShape {
   shape: ShapeName;
   colour: ColourName;
@@ -56,7 +61,7 @@ export function rng(seed: number): () => number {
 
 const pick = <T>(xs: readonly T[], rand: () => number): T => xs[Math.floor(rand() * xs.length)]!;
 
-function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
+export function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
   const out = xs.slice();
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
@@ -65,12 +70,13 @@ function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
   return out;
 }
 
-const CELL = IMAGE_SIZE / 3;
+export const GRID = 4;
+const CELL = IMAGE_SIZE / GRID;
 
-/** Places a shape in a cell: half-size 11..15 px, centre jittered by up to 3 px, so it never leaves its cell. */
+/** Places a shape in a cell: half-size 8.5..10.5 px, centre jittered by up to 1.5 px, so it never leaves its cell. */
 export function place(shape: ShapeName, colour: ColourName, row: number, col: number, rand: () => number): PlacedShape {
-  const r = 11 + rand() * 4;
-  const jitter = () => (rand() * 2 - 1) * 3;
+  const r = 8.5 + rand() * 2;
+  const jitter = () => (rand() * 2 - 1) * 1.5;
   return { shape, colour, row, col, cx: (col + 0.5) * CELL + jitter(), cy: (row + 0.5) * CELL + jitter(), r };
 }
 
@@ -81,14 +87,11 @@ export function place(shape: ShapeName, colour: ColourName, row: number, col: nu
 export function sampleScene(rand: () => number): Scene {
   const n = 1 + Math.floor(rand() * 3);
   const kinds = shuffled(SHAPES, rand).slice(0, n);
-  const cells = shuffled([0, 1, 2, 3, 4, 5, 6, 7, 8], rand).slice(0, n);
-  return { shapes: kinds.map((k, i) => place(k, pick(COLOURS, rand), Math.floor(cells[i]! / 3), cells[i]! % 3, rand)) };
+  const cells = shuffled(Array.from({ length: GRID * GRID }, (_, i) => i), rand).slice(0, n);
+  return { shapes: kinds.map((k, i) => place(k, pick(COLOURS, rand), Math.floor(cells[i]! / GRID), cells[i]! % GRID, rand)) };
 }
 
-/**
- * Every question the scene answers without ambiguity: colour of a shape, shape of a colour seen once, the count,
- * and left/right (top/bottom) for a shape outside the middle column (row).
- */
+/** Every question the scene answers without ambiguity: colour of a shape, shape of a colour seen once, the count, sides. */
 export function questions(scene: Scene): Example[] {
   const out: Example[] = [];
   const s = scene.shapes;
@@ -96,10 +99,11 @@ export function questions(scene: Scene): Example[] {
   for (const p of s) {
     if (s.filter((q) => q.colour === p.colour).length === 1) out.push({ kind: 'shape', question: `Which shape is ${p.colour}?`, answer: p.shape });
   }
-  out.push({ kind: 'count', question: 'How many shapes are there?', answer: COUNT_WORDS[s.length - 1]! });
+  // a digit: one token of the tiny tokenizer, where 'two' and 'three' share their first token
+  out.push({ kind: 'count', question: 'How many shapes are there?', answer: String(s.length) });
   for (const p of s) {
-    if (p.col !== 1) out.push({ kind: 'horizontal', question: `Is the ${p.shape} on the left or the right?`, answer: p.col === 0 ? 'left' : 'right' });
-    if (p.row !== 1) out.push({ kind: 'vertical', question: `Is the ${p.shape} at the top or the bottom?`, answer: p.row === 0 ? 'top' : 'bottom' });
+    out.push({ kind: 'horizontal', question: `Is the ${p.shape} on the left or the right?`, answer: p.col < GRID / 2 ? 'left' : 'right' });
+    out.push({ kind: 'vertical', question: `Is the ${p.shape} at the top or the bottom?`, answer: p.row < GRID / 2 ? 'top' : 'bottom' });
   }
   return out;
 }
@@ -128,8 +132,16 @@ function inside(p: PlacedShape, x: number, y: number): boolean {
 export function render(scene: Scene, size = IMAGE_SIZE): PNG {
   const png = new PNG({ width: size, height: size });
   const S = 4;
+  // every shape lies within 1.2 r of its centre; pixels outside all those boxes are plain background
+  const near = (x: number, y: number) => scene.shapes.some((p) => Math.abs(x + 0.5 - p.cx) < 1.2 * p.r + 1 && Math.abs(y + 0.5 - p.cy) < 1.2 * p.r + 1);
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
+      const o = (y * size + x) * 4;
+      png.data[o + 3] = 255;
+      if (!near(x, y)) {
+        for (let k = 0; k < 3; k++) png.data[o + k] = BACKGROUND[k]!;
+        continue;
+      }
       const acc = [0, 0, 0];
       for (let sy = 0; sy < S; sy++) {
         for (let sx = 0; sx < S; sx++) {
@@ -139,9 +151,7 @@ export function render(scene: Scene, size = IMAGE_SIZE): PNG {
           for (let k = 0; k < 3; k++) acc[k]! += c[k]!;
         }
       }
-      const o = (y * size + x) * 4;
       for (let k = 0; k < 3; k++) png.data[o + k] = Math.round(acc[k]! / (S * S));
-      png.data[o + 3] = 255;
     }
   }
   return png;

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The built-in model's whole recipe: dataset, random init, `glm46v finetune` on CPU, held-out accuracy, and (only
+# when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
+#   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, BATCH, LR, TURNS override the recipe
+# Runs on the wasm backend; GLM46V_WASM_THREADS=2 uses two threads where the cores are free.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+WORK=${WORK:-out/builtin}
+STEPS=${STEPS:-600}
+BATCH=${BATCH:-16}
+LR=${LR:-2e-3}
+WARMUP=${WARMUP:-30}
+TURNS=${TURNS:-6}
+SEED=${SEED:-0}
+MIN_ACCURACY=${MIN_ACCURACY:-95}
+
+rm -rf "$WORK"
+mkdir -p "$WORK"
+start=$(date +%s)
+
+npx tsx scripts/data/make_shapes.ts "$WORK/data" --train 5000 --test 200 --turns "$TURNS"
+npx tsx scripts/data/init_builtin.ts "$WORK/init" --seed "$SEED"
+node bin/glm46v.js finetune --model "$WORK/init" --data "$WORK/data/train.jsonl" --out "$WORK/run" \
+  --steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --warmup "$WARMUP" --seed 42 2> "$WORK/finetune.log"
+trained=$(( $(date +%s) - start ))
+echo "train_builtin: dataset + init + finetune took ${trained}s"
+
+npx tsx scripts/data/eval.ts --model "$WORK/run/final" --data "$WORK/data/test.jsonl" | tee "$WORK/eval.txt"
+pct=$(sed -n 's/^accuracy: .* = \([0-9.]*\)%$/\1/p' "$WORK/eval.txt")
+if awk -v p="$pct" -v m="$MIN_ACCURACY" 'BEGIN { exit !(p >= m) }'; then
+  cp "$WORK/run/final"/* assets/model/
+  echo "train_builtin: ${pct}% >= ${MIN_ACCURACY}%: copied $WORK/run/final into assets/model/"
+else
+  echo "train_builtin: ${pct}% < ${MIN_ACCURACY}%: assets/model/ left unchanged" >&2
+  exit 1
+fi
