@@ -7,6 +7,7 @@ import * as path from 'path';
 import { writeSafetensors, WriteTensor } from '../../lib/safetensors';
 import { parseGlm4vConfig } from '../../models/glm4v/config';
 import { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import { mulberry32 as rng } from '../../lib/rng';
 
 export const DEFAULT_DIR = path.resolve(__dirname, '../../out/bench_model');
 
@@ -59,17 +60,6 @@ export const BENCH_SHAPES = {
 const SHARD_BYTES = 120 * 1024 * 1024;
 const STAMP = 'bench-model-v1';
 
-/** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function hash(s: string): number {
   let h = 2166136261;

@@ -1,6 +1,9 @@
 // The synthetic visual task of the built-in model: one to three coloured shapes on a plain grey background, and one
 // question per image whose answer is a single word or digit. Scenes, questions and pixels are pure functions of a seed.
 import { PNG } from 'pngjs';
+import { mulberry32 as rng } from '../../lib/rng';
+
+export { rng };
 
 export const IMAGE_SIZE = 112;
 export const SHAPES = ['circle', 'square', 'triangle'] as const;
@@ -47,17 +50,6 @@ export interface Example {
   kind: 'colour' | 'shape' | 'count' | 'horizontal' | 'vertical';
 }
 
-/** mulberry32: a small, fast, well-mixed 32-bit generator; the whole dataset follows from its seeds. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(xs: readonly T[], rand: () => number): T => xs[Math.floor(rand() * xs.length)]!;
 
