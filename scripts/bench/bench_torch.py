@@ -79,6 +79,8 @@ def run_rows(args) -> dict:
         M, K, N = (int(x) for x in args.matmul.split(","))
         a, b = torch.randn(M, K), torch.randn(K, N)
         put(res, "matmul", timed(lambda: torch.mm(a, b), 2, max(args.runs, 5)))
+        w = torch.randn(N, K)  # the form every nn.Linear takes: weight [out, in]
+        put(res, "matmul_linear", timed(lambda: torch.nn.functional.linear(a, w), 2, max(args.runs, 5)))
 
     with torch.no_grad():
         if "vision" in rows:

@@ -100,9 +100,11 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
   try {
     if (o.rows.has('matmul')) {
       const [M, K, N] = o.matmul as [number, number, number];
-      const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]);
+      const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]), w = tf.randomNormal([N, K]);
       put(res, 'matmul', await timed(() => awaitDispose(tf.matMul(a, b)), 2, Math.max(o.runs, 5)));
-      tf.dispose([a, b]);
+      // the form every Linear takes: a weight kept in checkpoint layout [out, in]
+      put(res, 'matmul_linear', await timed(() => awaitDispose(tf.matMul(a, w, false, true)), 2, Math.max(o.runs, 5)));
+      tf.dispose([a, b, w]);
     }
     if (o.rows.has('vision')) {
       const h = inp('vision.pixel_values');

@@ -43,7 +43,10 @@ export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>
     ({ row, unit: 'ms', ours: per((r) => med(r, name + suffix)), torch: perTorch((r) => med(r, name + suffix)), flops: f, ...(note ? { note } : {}) });
   const table: Row[] = [];
   const [M, K, N] = S.matmul;
-  if (rows.has('matmul')) table.push(timeRow(`plain 2-D matmul [${M},${K}]x[${K},${N}]`, 'matmul', flops.matmul));
+  if (rows.has('matmul')) {
+    table.push(timeRow(`plain 2-D matmul [${M},${K}]x[${K},${N}]`, 'matmul', flops.matmul));
+    table.push(timeRow(`2-D matmul, Linear form [${M},${K}]x[${N},${K}]ᵀ`, 'matmul_linear', flops.matmul));
+  }
   if (rows.has('vision')) table.push(timeRow(`vision encode 448x448 (grid ${JSON.stringify(S.visionGrid)})`, 'vision', flops.vision));
   if (rows.has('prefill')) table.push(timeRow(`prefill ${S.prefillTokens} text tokens`, 'prefill', flops.prefill));
   if (rows.has('decode')) {
@@ -68,10 +71,14 @@ export function buildTargets(table: Row[], ours: Record<number, Res>, f32MiB: nu
   const gf = (r: Row | undefined, t: number) => (r?.flops && r.ours[t] ? r.flops / r.ours[t]! / 1e6 : undefined);
   const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : a / b);
   const per = (f: (t: number) => number | undefined) => Object.fromEntries(threads.map((t) => [t, f(t)]));
-  const mm = find('plain 2-D matmul');
+  // against the faster of the two GEMM forms, so a slow reference cannot flatter the model rows
+  const mm = (t: number) => {
+    const g = [gf(find('plain 2-D matmul'), t), gf(find('2-D matmul, Linear form'), t)].filter((x): x is number => x !== undefined);
+    return g.length ? Math.max(...g) : undefined;
+  };
   return [
-    { name: 'prefill GFLOP/s / plain 2-D matmul GFLOP/s', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('prefill'), t), gf(mm, t))) },
-    { name: 'train-step GFLOP/s / plain 2-D matmul GFLOP/s', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('train step'), t), gf(mm, t))) },
+    { name: 'prefill GFLOP/s / 2-D matmul GFLOP/s (faster form)', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('prefill'), t), mm(t))) },
+    { name: 'train-step GFLOP/s / 2-D matmul GFLOP/s (faster form)', limit: 0.6, op: '>=', values: per((t) => ratio(gf(find('train step'), t), mm(t))) },
     { name: 'decode ms/token at 1024 / at 128', limit: 1.5, op: '<=', values: per((t) => ratio(find('decode at context 1024')?.ours[t], find('decode at context 128')?.ours[t])) },
     { name: `load: peak RSS above the RSS before / float32 weights (${f32MiB.toFixed(0)} MiB)`, limit: 1.3, op: '<=', values: per((t) => ratio(find('load: peak RSS')?.ours[t], f32MiB)) },
     { name: `load: process peak RSS / float32 weights (${f32MiB.toFixed(0)} MiB)`, limit: 1.3, op: '<=', values: per((t) => ratio(find('load: process peak')?.ours[t], f32MiB)) },
