@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   const params = [...Object.values(ours), ...Object.values(torch)].map((r) => r.params).find((x) => typeof x === 'number') as number | undefined;
   const f32MiB = ((params ?? NaN) * 4) / 2 ** 20;
   const table = buildTable(ours, torch, flops, S, rows, 'wall'), cpuTable = buildTable(ours, torch, flops, S, rows, 'cpu');
-  const targets = buildTargets(table, ours, f32MiB), cpuTargets = buildTargets(cpuTable, ours, f32MiB).slice(0, 3);
+  const targets = buildTargets(table, ours, f32MiB, 'wall'), cpuTargets = buildTargets(cpuTable, ours, f32MiB, 'cpu').slice(0, 3);
   const lo = Object.values(ours).map((r) => r.train_losses as number[] | undefined).find(Boolean);
   const lt = Object.values(torch).map((r) => r.train_losses as number[] | undefined).find(Boolean);
   if (lo || lt) notes.push(`training losses (same weights, data and AdamW step): ours ${lo?.map((x) => x.toFixed(4)).join(', ') ?? '-'}; PyTorch ${lt?.map((x) => x.toFixed(4)).join(', ') ?? '-'}`);

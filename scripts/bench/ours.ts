@@ -98,30 +98,41 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
   const meta = f.metadata;
   const model: Glm4vForConditionalGeneration = loadModel(o.model);
   try {
+    const [M, K, N] = o.matmul as [number, number, number];
+    const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]), w = tf.randomNormal([N, K]);
+    const plain = () => awaitDispose(tf.matMul(a, b));
+    const linear = () => awaitDispose(tf.matMul(a, w, false, true)); // every Linear's form: weight [out, in]
+    // The GEMM rate under the same load as a row: both forms right before and right after it, the faster kept.
+    const bracket = async (name: string) => {
+      const p = await timed(plain, 1, 3), l = await timed(linear, 1, 3);
+      const key = `gemm_${name}`;
+      const prev = (res[`${key}_ms`] as number[] | undefined) ?? [], prevCpu = (res[`${key}_cpu_ms`] as number[] | undefined) ?? [];
+      put(res, key, { wall: [...prev, Math.min(median(p.wall), median(l.wall))], cpu: [...prevCpu, Math.min(median(p.cpu), median(l.cpu))] });
+    };
     if (o.rows.has('matmul')) {
-      const [M, K, N] = o.matmul as [number, number, number];
-      const a = tf.randomNormal([M, K]), b = tf.randomNormal([K, N]), w = tf.randomNormal([N, K]);
-      put(res, 'matmul', await timed(() => awaitDispose(tf.matMul(a, b)), 2, Math.max(o.runs, 5)));
-      // the form every Linear takes: a weight kept in checkpoint layout [out, in]
-      put(res, 'matmul_linear', await timed(() => awaitDispose(tf.matMul(a, w, false, true)), 2, Math.max(o.runs, 5)));
-      tf.dispose([a, b, w]);
+      put(res, 'matmul', await timed(plain, 2, Math.max(o.runs, 5)));
+      put(res, 'matmul_linear', await timed(linear, 2, Math.max(o.runs, 5)));
     }
     if (o.rows.has('vision')) {
       const h = inp('vision.pixel_values');
       const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
       const grid = JSON.parse(meta.vision_grid_thw!) as number[][];
+      await bracket('vision');
       put(res, 'vision', await timed(() => awaitDispose(model.model.getImageFeatures(pv, grid)), o.warmup, o.runs));
+      await bracket('vision');
       pv.dispose();
       log(`vision ${fmt(res.vision_ms)}`);
     }
     if (o.rows.has('prefill')) {
       const ids = rows2d(inp('prefill.input_ids'));
       let last: Float32Array | undefined;
+      await bracket('prefill');
       put(res, 'prefill', await timed(async () => {
         const { logits, state } = await prefill(model, { inputIds: ids });
         state.cache.dispose();
         last = logits[0];
       }, o.warmup, o.runs));
+      await bracket('prefill');
       res.prefill_last_logits = Array.from(last!);
       log(`prefill ${fmt(res.prefill_ms)}`);
     }
@@ -150,9 +161,12 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
       }
     }
     if (o.rows.has('train')) {
+      await bracket('train');
       Object.assign(res, await trainRow(model, inp, meta, o));
+      await bracket('train');
       log(`train ${fmt(res.train_ms)}`);
     }
+    tf.dispose([a, b, w]);
   } finally {
     f.close();
     res.tensors_live = tf.memory().numTensors;
