@@ -4,7 +4,7 @@
 // after warm-up, with model-level GFLOP/s from analytic matmul FLOPs (flops.ts). See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
 //        [--our-threads 1,2 (wasm)] [--rows matmul,vision,prefill,decode,train,load] [--no-torch]
-//        [--no-checkpointing] [--zero-copy-identity]
+//        [--checkpointing all|text|none (default text)] [--train-micro-batches N (default 1)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -20,6 +20,13 @@ import { buildTable, buildTargets, markdown, Res } from './report';
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+/** --checkpointing all|text|none: which blocks the training row recomputes in its backward pass. */
+function checkpointingArg(): RunOptions['checkpointing'] {
+  const v = arg('--checkpointing', 'text');
+  if (v !== 'all' && v !== 'text' && v !== 'none') throw new Error(`--checkpointing: expected all, text or none, got ${v}`);
+  return v;
 }
 
 /** Runs this file again as a child (fresh process: its own wasm build, thread pool and peak RSS). */
@@ -76,7 +83,8 @@ async function main(): Promise<void> {
   const flops = benchFlops(parseGlm4vConfig(BENCH_CONFIG), S);
   const runOpts = {
     model: modelDir, ...p, contexts: S.decodeContexts, matmul: S.matmul, rows: [...rows].filter((r) => r !== 'load'),
-    zeroCopyIdentity: process.argv.includes('--zero-copy-identity'), checkpointing: !process.argv.includes('--no-checkpointing'),
+    checkpointing: checkpointingArg(),
+    trainMicroBatches: Number(arg('--train-micro-batches', '1')),
   };
   const notes: string[] = [];
   const take = (r: Res | string): Res => (typeof r === 'string' ? (notes.push(r), {}) : r);
@@ -120,7 +128,6 @@ async function main(): Promise<void> {
   const parity = maxDiff(Object.values(ours).map((r) => r.prefill_last_logits).find(Boolean), Object.values(torch).map((r) => r.prefill_last_logits).find(Boolean));
   const tv = Object.values(torch)[0];
   if (parity !== undefined) notes.push(`same weights and inputs: prefill last-token logits max |ours - PyTorch| = ${parity.toExponential(2)}`);
-  if (runOpts.zeroCopyIdentity) notes.push('--zero-copy-identity: ours ran with the experimental zero-copy wasm Identity kernel (scripts/bench/zero_copy_identity.ts), not the package default');
   const head = [
     `ours: tfjs ${tfVersion()} wasm backend (lib/kernels overrides) with ${ourThreads.join(' / ')} thread(s); PyTorch ${tv?.torch ?? '-'} + transformers with torch.set_num_threads(${torchThreads.join(' / ')}), attention ${tv?.attn_implementation ?? '-'}`,
     `load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at end (${os.cpus().length} cores, shared)`,

@@ -53,9 +53,10 @@ export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>
     for (const c of S.decodeContexts) table.push(timeRow(`decode at context ${c} (ms/token)`, `decode${c}`, flops.decode[c]!));
   }
   if (rows.has('train')) {
-    const ckpt = threads.some((t) => ours[t]!.train_checkpointing);
+    const ckpt = threads.map((t) => ours[t]!.train_checkpointing).find((c) => c && c !== 'none');
+    const what = ckpt === 'text' ? 'of the decoder layers' : 'of every vision block and decoder layer';
     table.push(timeRow(`train step (AdamW) ${S.trainBatch}x${S.trainTokens} tokens + 1 image/row`, 'train', flops.train,
-      ckpt ? 'ours with activation checkpointing (its extra forward is not counted in GFLOP/s)' : undefined));
+      ckpt ? `ours with activation checkpointing ${what} (its extra forward is not counted in GFLOP/s)` : undefined));
   }
   if (rows.has('load') && clock === 'wall') {
     table.push({ row: 'load sharded bf16 checkpoint', unit: 'ms', ours: per((r) => num(r, 'load_ms')), torch: perTorch((r) => num(r, 'load_ms')) });

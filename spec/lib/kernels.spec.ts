@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { installKernelOverrides } from '../../lib/kernels';
+import { wasmIdentityKernel } from '../../lib/kernels/wasm_identity';
 import { wasmUnsortedSegmentSumKernel } from '../../lib/kernels/wasm_segment_sum';
 import { zeroGradKernels } from '../../lib/kernels/zero_grads';
 import { expectClose, expectEqualInts } from '../helpers/expect_close';
@@ -44,6 +45,7 @@ describe('lib/kernels: installKernelOverrides', () => {
       expect(tf.getKernelsForBackend(backend).map((k) => k.kernelFunc), backend).to.deep.equal(before);
     }
     expect(tf.getKernel('UnsortedSegmentSum', 'cpu').kernelFunc).not.to.equal(wasmUnsortedSegmentSumKernel);
+    expect(tf.getKernel('Identity', 'cpu').kernelFunc).not.to.equal(wasmIdentityKernel);
   });
 
   it('registers each zero gradient once, for the comparison kernels tfjs left without one', () => {
@@ -76,6 +78,39 @@ describe('lib/kernels on wasm against the cpu backend', () => {
 
   it('UnsortedSegmentSum is registered for wasm by the overrides', () => {
     expect(tf.getKernel('UnsortedSegmentSum', 'wasm').kernelFunc).to.equal(wasmUnsortedSegmentSumKernel);
+  });
+
+  it('Identity shares its input\'s data: values kept until the last sharer is disposed, no copy, no leak', () => {
+    expect(tf.getKernel('Identity', 'wasm').kernelFunc).to.equal(wasmIdentityKernel);
+    const backend = tf.backend() as BackendWasm;
+    const ids0 = backend.numDataIds(), bytes0 = tf.memory().numBytes, bufs0 = tf.memory().numDataBuffers;
+    const x = tf.tensor2d([[1.5, -2], [3, 4.25]]);
+    const y = tf.clone(x); // tf.clone runs Identity
+    expect(y.dataId, 'same data id').to.equal(x.dataId);
+    expect(backend.numDataIds() - ids0, 'one wasm buffer for both').to.equal(1);
+    expect(tf.memory().numDataBuffers - bufs0, 'the engine sees one buffer').to.equal(1);
+    x.dispose();
+    expect(Array.from(y.dataSync()), 'y after x is disposed').to.deep.equal([1.5, -2, 3, 4.25]);
+    const i0 = tf.tensor1d([7, -8], 'int32'), b0 = tf.tensor1d([true, false], 'bool');
+    const i = tf.clone(i0), b = tf.clone(b0);
+    tf.dispose([i0, b0]);
+    expect([...i.dataSync(), ...b.dataSync()]).to.deep.equal([7, -8, 1, 0]);
+    expect([i.dtype, b.dtype]).to.deep.equal(['int32', 'bool']);
+    tf.dispose([y, i, b]);
+    expect(backend.numDataIds(), 'every buffer freed').to.equal(ids0);
+    expect(tf.memory().numBytes).to.equal(bytes0);
+  });
+
+  it('values saved for the backward pass (cloned through Identity) give cpu\'s gradients', async () => {
+    const run = () => tf.tidy(() => {
+      const a = seededTensor([5, 4], 11), w = seededTensor([4, 3], 12);
+      const f = (a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.exp(tf.matMul(a, w)), tf.sigmoid(tf.matMul(a, w))));
+      const { value, grads } = tf.valueAndGrads(f)([a, w]);
+      return [value.dataSync(), grads[0]!.dataSync(), grads[1]!.dataSync()].map((v) => Float32Array.from(v));
+    });
+    const cpu = await onBackend('cpu', run);
+    const ours = run();
+    ours.forEach((v, k) => expectClose(v, cpu[k]!, { atol: 1e-5, rtol: 1e-5, label: ['value', 'd/da', 'd/dw'][k]! }));
   });
 
   it('gradient of tf.gather (embedding) equals cpu, repeated ids summed', () => {
