@@ -137,6 +137,18 @@ export interface Patches {
   gridW: number;
 }
 
+/** The patch rows of several images (or videos) one after another: one [rows, cols] float32 block. */
+export function stackPatchRows(parts: Float32Array[], cols: number): { data: Float32Array; shape: [number, number] } {
+  const total = parts.reduce((a, p) => a + p.length, 0);
+  const data = new Float32Array(total);
+  let o = 0;
+  for (const p of parts) {
+    data.set(p, o);
+    o += p.length;
+  }
+  return { data, shape: [total / cols, cols] };
+}
+
 /**
  * Frames [C, H, W] (their count a multiple of temporalPatchSize) -> rows of flattened patches, in HF's order.
  * HF writes it as one 9-D view and permute (T = temporalPatchSize, P = patchSize, m = mergeSize):
@@ -227,15 +239,8 @@ export class Glm4vImageProcessor {
       parts.push(p.data);
       imageGridThw.push([p.gridT, p.gridH, p.gridW]);
     });
-    const cols = 3 * T * cfg.patch_size * cfg.patch_size;
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const pixelValues = new Float32Array(total);
-    let o = 0;
-    for (const p of parts) {
-      pixelValues.set(p, o);
-      o += p.length;
-    }
-    return { pixelValues, shape: [total / cols, cols], imageGridThw };
+    const { data: pixelValues, shape } = stackPatchRows(parts, 3 * T * cfg.patch_size * cfg.patch_size);
+    return { pixelValues, shape, imageGridThw };
   }
 }
 

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { bool, ConfigError, isObject, num, readJson } from '../lib/config';
 import { ProcessorError } from './errors';
 import type { RgbImage } from './image_io';
-import { parseVisualProcessorFields, patchify, pixelTables, toChannelsFirst, VisualProcessorFields } from './image_processor';
+import { parseVisualProcessorFields, patchify, pixelTables, stackPatchRows, toChannelsFirst, VisualProcessorFields } from './image_processor';
 import type { ProcessedVideo, ProcessedVideos } from './processor';
 import { resizeBicubicAntialias } from './resize';
 import { smartResize } from './smart_resize';
@@ -129,15 +129,8 @@ export class Glm4vVideoProcessor {
       const fps = video.metadata.fps;
       out.push({ videoGridThw: [p.gridT, p.gridH, p.gridW], fps, framesIndices: video.framesIndices, timestamps: fps === null ? null : frameTimestamps(video.framesIndices, fps) });
     }
-    const cols = 3 * T * cfg.patch_size * cfg.patch_size;
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const pixelValuesVideos = new Float32Array(total);
-    let o = 0;
-    for (const p of parts) {
-      pixelValuesVideos.set(p, o);
-      o += p.length;
-    }
-    return { pixelValuesVideos, shape: [total / cols, cols], videos: out };
+    const { data: pixelValuesVideos, shape } = stackPatchRows(parts, 3 * T * cfg.patch_size * cfg.patch_size);
+    return { pixelValuesVideos, shape, videos: out };
   }
 }
 

@@ -1,7 +1,8 @@
 // Kernel and gradient overrides that the package relies on, installed once per backend by initBackend.
 // Each override applies only to the backend it was written for and is tested against the cpu backend
 // (spec/lib/kernels*.spec.ts): wasm gets XNNPACK matmuls for every form, UnsortedSegmentSum and an Identity that
-// shares its input's data; every backend gets zero gradients for comparison ops. 'tensorflow', 'webgpu' and 'cpu' get no kernels from here.
+// shares its input's data; every backend gets zero gradients for comparison ops. 'tensorflow', 'webgpu' and 'cpu'
+// get no kernels from here.
 import type { BackendName } from '../backend';
 import { installWasmIdentity } from './wasm_identity';
 import { installWasmMatMul } from './wasm_matmul';

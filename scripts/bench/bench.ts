@@ -4,7 +4,7 @@
 // after warm-up, with model-level GFLOP/s from analytic matmul FLOPs (flops.ts). See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
 //        [--our-threads 1,2 (wasm)] [--rows matmul,vision,prefill,decode,train,load] [--no-torch]
-//        [--checkpointing all|text|none (default text)] [--train-micro-batches N (default 1)]
+//        [--checkpointing all|text|none (default text)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -84,7 +84,6 @@ async function main(): Promise<void> {
   const runOpts = {
     model: modelDir, ...p, contexts: S.decodeContexts, matmul: S.matmul, rows: [...rows].filter((r) => r !== 'load'),
     checkpointing: checkpointingArg(),
-    trainMicroBatches: Number(arg('--train-micro-batches', '1')),
   };
   const notes: string[] = [];
   const take = (r: Res | string): Res => (typeof r === 'string' ? (notes.push(r), {}) : r);

@@ -23,8 +23,6 @@ export interface RunOptions {
   rows: Set<string>;
   /** activation checkpointing in the training row: every vision block and decoder layer, the decoder layers only, none */
   checkpointing: 'all' | 'text' | 'none';
-  /** the training row's batch as this many micro-batches, gradients accumulated (same step, less live memory) */
-  trainMicroBatches: number;
 }
 
 /** A field of /proc/self/status in MiB (VmRSS now, VmHWM the peak so far); -1 where /proc is missing. */
@@ -193,66 +191,22 @@ async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) =
   if (o.checkpointing !== 'none') model.gradientCheckpointingEnable(params.values());
   if (o.checkpointing === 'text') model.model.visual.gradientCheckpointing = undefined;
   const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8 });
-  const batches = splitRows(ids, labels, pv, grid, o.trainMicroBatches);
   const losses: number[] = [];
   const step = async () => {
-    let loss: tf.Scalar | undefined;
-    let sum: Map<string, tf.Tensor> | undefined;
-    for (const b of batches) {
-      const r = microBatchGrads(model, b.inputs, params, b.scale);
-      if (!sum) sum = r.grads;
-      else for (const [k, g] of r.grads) {
-        const prev = sum.get(k)!;
-        sum.set(k, tf.add(prev, g));
-        tf.dispose([prev, g]);
-      }
-      const l = loss ? tf.add(loss, r.loss) : r.loss;
-      if (loss) tf.dispose([loss, r.loss]);
-      loss = l as tf.Scalar;
-    }
-    opt.step(sum!);
-    tf.dispose([...sum!.values()]);
-    losses.push((await loss!.data())[0]!);
-    loss!.dispose();
+    const { loss, grads } = microBatchGrads(model, { inputIds: ids, pixelValues: pv, imageGridThw: grid, labels }, params, 1);
+    opt.step(grads);
+    tf.dispose([...grads.values()]);
+    losses.push((await loss.data())[0]!);
+    loss.dispose();
   };
   try {
-    const res: Record<string, unknown> = { train_losses: losses, train_checkpointing: o.checkpointing, train_micro_batches: batches.length };
+    const res: Record<string, unknown> = { train_losses: losses, train_checkpointing: o.checkpointing };
     put(res, 'train', await timed(step, 1, o.trainSteps));
     return res;
   } finally {
     opt.dispose();
-    for (const b of batches) if (b.inputs.pixelValues !== pv) b.inputs.pixelValues!.dispose();
     pv.dispose();
   }
-}
-
-/**
- * The batch's rows in `n` micro-batches (each row with its one image), each weighted by its share of the predicted
- * tokens, so that the weighted sum of the micro-batch means is the whole batch's mean loss, as on the PyTorch side.
- */
-function splitRows(ids: number[][], labels: number[][], pv: tf.Tensor2D, grid: number[][], n: number) {
-  const B = ids.length;
-  if (!(n >= 1 && n <= B && B % n === 0)) throw new Error(`--train-micro-batches ${n}: must divide the batch of ${B} rows`);
-  if (grid.length !== B) throw new Error(`the training batch has ${grid.length} images for ${B} rows; expected one per row`);
-  const predicted = (rows: number[][]) => rows.reduce((a, r) => a + r.slice(1).filter((y) => y !== -100).length, 0);
-  const total = predicted(labels);
-  const patches = grid.map(([t, h, w]) => t! * h! * w!);
-  const per = B / n;
-  return Array.from({ length: n }, (_, i) => {
-    const rows = [i * per, (i + 1) * per];
-    const start = patches.slice(0, rows[0]).reduce((a, b) => a + b, 0);
-    const size = patches.slice(rows[0], rows[1]).reduce((a, b) => a + b, 0);
-    const lab = labels.slice(rows[0], rows[1]);
-    return {
-      scale: n === 1 ? 1 : predicted(lab) / total,
-      inputs: {
-        inputIds: ids.slice(rows[0], rows[1]),
-        labels: lab,
-        pixelValues: n === 1 ? pv : tf.slice(pv, [start, 0], [size, pv.shape[1]]),
-        imageGridThw: grid.slice(rows[0], rows[1]),
-      },
-    };
-  });
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;

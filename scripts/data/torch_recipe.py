@@ -6,7 +6,7 @@
 # token's cell) to test the language model alone.
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
-import json, math, sys, time, argparse
+import json, math, time, argparse
 import numpy as np, torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
