@@ -3,6 +3,38 @@
 import * as tf from '@tensorflow/tfjs';
 
 /**
+ * The grouped forms of q and k and softmax(q kᵀ * scale + mask) (float32): qg [B*Hkv, G*L, Dh], kg [B*Hkv, S, Dh],
+ * probs [B*Hkv, G*L, S]. The G q heads of a kv head are folded into rows, a free reshape since their heads are adjacent.
+ */
+function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | null, scale: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
+  const [B, H, L, Dh] = q.shape;
+  const [, Hkv, S] = k.shape;
+  const G = H / Hkv;
+  // The scale goes on q (L*Dh products) rather than on the [L, S] scores; the tiny configs' 0.25 is exact either way.
+  const qg = tf.reshape(tf.mul(q, scale), [B * Hkv, G * L, Dh]);
+  const kg = tf.reshape(k, [B * Hkv, S, Dh]);
+  // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
+  // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
+  const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
+  let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
+  if (mask) scores = tf.add(scores, mask);
+  return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S])];
+}
+
+function checkShapes(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, vShape: number[], mask: tf.Tensor4D | null): void {
+  const [B, H, L, Dh] = q.shape;
+  const [, Hkv, S] = k.shape;
+  tf.util.assert(
+    k.shape[0] === B && H % Hkv === 0 && k.shape[3] === Dh && tf.util.arraysEqual(v.shape, vShape),
+    () => `attention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} do not fit`,
+  );
+  tf.util.assert(
+    mask === null || (mask.shape[1] === 1 && mask.shape[2] === L && mask.shape[3] === S && (mask.shape[0] === B || mask.shape[0] === 1)),
+    () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${S}]`,
+  );
+}
+
+/**
  * softmax(q k^T * scale + mask) v, with the softmax in float32.
  * q [B, H, L, Dh]; k, v [B, Hkv, S, Dh] with H = Hkv * G; mask [B or 1, 1, L, S] additive (0 keeps, finfo.min drops)
  * or null. Kv head g serves q heads g*G .. (g+1)*G - 1 (repeat_kv's order).
@@ -16,28 +48,13 @@ function scaledDotProductAttention_(
 ): tf.Tensor4D {
   const [B, H, L, Dh] = q.shape;
   const [, Hkv, S] = k.shape;
-  tf.util.assert(
-    k.shape[0] === B && H % Hkv === 0 && k.shape[3] === Dh && tf.util.arraysEqual(k.shape, v.shape),
-    () => `attention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} do not fit`,
-  );
-  tf.util.assert(
-    mask === null || (mask.shape[1] === 1 && mask.shape[2] === L && mask.shape[3] === S && (mask.shape[0] === B || mask.shape[0] === 1)),
-    () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${S}]`,
-  );
+  checkShapes(q, k, v, k.shape, mask);
   const G = H / Hkv;
   // The mask is a constant of the forward: it is read there only (the softmax gradient needs just the probabilities).
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [q4, k4, v4, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    // The scale goes on q (L*Dh products) rather than on the [L, S] scores; the tiny configs' 0.25 is exact either way.
-    const qg = tf.reshape(tf.mul(q4, scale), [B * Hkv, G * L, Dh]);
-    const kg = tf.reshape(k4, [B * Hkv, S, Dh]);
+    const [qg, kg, probs] = probabilities(q4, k4, mask, scale);
     const vg = tf.reshape(v4, [B * Hkv, S, Dh]);
-    // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
-    // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
-    const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
-    let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
-    if (mask) scores = tf.add(scores, mask);
-    const probs = tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S]);
     save([qg, kg, vg, probs]);
     const out = tf.reshape(tf.matMul(probs, vg), [B, H, L, Dh]);
     return {
@@ -61,3 +78,22 @@ function scaledDotProductAttention_(
 }
 
 export const scaledDotProductAttention = tf.op({ scaledDotProductAttention_ });
+
+/**
+ * The same attention for decoding from a KV cache (no gradient), with the values stored transposed:
+ * q [B, H, L, Dh]; k [B, Hkv, S, Dh]; vT [B, Hkv, Dh, S] (lib/kv_cache.ts). Returns [B, L, H, Dh].
+ * With few queries per kv head (decode) the values are read as matMul rows, (Vᵀ pᵀ)ᵀ, and only the small
+ * probabilities are packed; p·V would repack all S values of every head for every token.
+ */
+function cachedAttention_(q: tf.Tensor4D, k: tf.Tensor4D, vT: tf.Tensor4D, mask: tf.Tensor4D | null, scale: number): tf.Tensor4D {
+  const [B, H, L, Dh] = q.shape;
+  const [, Hkv, S] = k.shape;
+  checkShapes(q, k, vT, [B, Hkv, Dh, S], mask);
+  const G = H / Hkv;
+  const [, , probs] = probabilities(q, k, mask, scale);
+  const vTg = tf.reshape(vT, [B * Hkv, Dh, S]);
+  const out = G * L <= Dh ? tf.transpose(tf.matMul(vTg, probs, false, true), [0, 2, 1]) : tf.matMul(probs, vTg, false, true);
+  return tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
+}
+
+export const cachedAttention = tf.op({ cachedAttention_ });

@@ -9,7 +9,7 @@ import { checkpoint } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
-import { scaledDotProductAttention } from '../../layers/ops/attention';
+import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
@@ -67,10 +67,12 @@ export class Glm4vTextAttention extends Module {
       const q = applyRotaryPosEmb(tf.reshape(this.qProj.forward(x), [B, L, this.H, this.Dh]), cos, sin);
       const k = applyRotaryPosEmb(tf.reshape(this.kProj.forward(x), [B, L, this.Hkv, this.Dh]), cos, sin);
       const v = tf.reshape(this.vProj.forward(x), [B, L, this.Hkv, this.Dh]);
-      let kt = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, L, Dh]
-      let vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
-      if (cache) [kt, vt] = cache.updateAndFetch(kt, vt); // [B, Hkv, S, Dh]
-      const out = scaledDotProductAttention(tf.transpose(q, [0, 2, 1, 3]), kt, vt, mask, this.Dh ** -0.5); // [B, L, H, Dh]
+      const kt = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, L, Dh]
+      const vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+      const qt = tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D;
+      const scale = this.Dh ** -0.5;
+      // [B, L, H, Dh]; with a cache: keys [B, Hkv, S, Dh], values [B, Hkv, Dh, S]
+      const out = cache ? cachedAttention(qt, ...cache.updateAndFetch(kt, vt), mask, scale) : scaledDotProductAttention(qt, kt, vt, mask, scale);
       return this.oProj.forward(tf.reshape(out, [B, L, this.H * this.Dh])) as tf.Tensor3D;
     });
   }

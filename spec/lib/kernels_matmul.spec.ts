@@ -28,6 +28,8 @@ const FORMS: Form[] = [
   { name: 'both transposed', a: [7, 5], b: [6, 7], tA: true, tB: true },
   { name: 'both transposed, B large', a: [16, 3], b: [32, 16], tA: true, tB: true },
   { name: 'batched 3-D', a: [3, 5, 7], b: [3, 7, 6] },
+  { name: 'batched 3-D, few rows (as (Bᵀ·Aᵀ)ᵀ)', a: [4, 1, 40], b: [4, 40, 16] },
+  { name: 'batched 3-D, more rows than FEW_ROWS', a: [3, 12, 7], b: [3, 7, 6] },
   { name: 'batched 3-D, both transposed', a: [3, 7, 5], b: [3, 6, 7], tA: true, tB: true },
   { name: 'batched 4-D', a: [2, 3, 5, 7], b: [2, 3, 7, 6] },
   { name: 'attention QKᵀ [B,H,L,Dh]x[B,H,L,Dh]ᵀ', a: [2, 3, 8, 4], b: [2, 3, 8, 4], tB: true },

@@ -1,4 +1,5 @@
-// KVCache / TextCache: concatenation along the sequence axis, ownership across tf.tidy, disposal.
+// KVCache / TextCache: concatenation along the sequence axis (values stored transposed), ownership across tf.tidy,
+// disposal.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { KVCache, TextCache } from '../../lib/kv_cache';
@@ -12,7 +13,7 @@ function kv(from: number, L: number, sign = 1): tf.Tensor4D {
 }
 
 describe('KVCache', () => {
-  it('appends along the sequence axis and advances offset', () => {
+  it('appends along the sequence axis (values transposed to [B, Hkv, Dh, S]) and advances offset', () => {
     const c = new KVCache();
     const [k0, v0] = [kv(0, 3), kv(0, 3, -1)];
     const [k1, v1] = [kv(3, 1), kv(3, 1, -1)];
@@ -23,7 +24,10 @@ describe('KVCache', () => {
     expect(keys.shape).to.deep.equal([1, 2, 4, 3]);
     const [kAll, vAll] = [kv(0, 4), kv(0, 4, -1)];
     expectClose(keys, kAll, { atol: 0, label: 'keys' });
-    expectClose(values, vAll, { atol: 0, label: 'values' });
+    expect(values.shape).to.deep.equal([1, 2, 3, 4]);
+    const vAllT = tf.transpose(vAll, [0, 1, 3, 2]);
+    expectClose(values, vAllT, { atol: 0, label: 'values' });
+    vAllT.dispose();
     c.dispose();
     expect(c.offset).to.equal(0);
     [k0, v0, k1, v1, kAll, vAll].forEach((t) => t.dispose());

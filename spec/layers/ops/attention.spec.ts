@@ -1,7 +1,7 @@
 // Scaled-dot-product attention (additive mask, grouped-query heads) and the causal + padding mask.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { scaledDotProductAttention } from '../../../layers/ops/attention';
+import { cachedAttention, scaledDotProductAttention } from '../../../layers/ops/attention';
 import { causalMask, MASK_MIN } from '../../../layers/ops/causal_mask';
 import { expectClose } from '../../helpers/expect_close';
 
@@ -99,4 +99,25 @@ describe('scaledDotProductAttention', () => {
     expectClose(perHead, [0, 0, 1, 1], { atol: 1e-6, label: 'head -> kv head' });
     [q, k, v, out, perHead].forEach((t) => t.dispose());
   });
+});
+
+describe('cachedAttention', () => {
+  // decode (one query: the (Vᵀ pᵀ)ᵀ form) and a cached prefill with a causal + padding mask (the p·V form)
+  for (const L of [1, 5]) {
+    it(`equals scaledDotProductAttention on the transposed values, ${L} new token(s) after a past of 4`, () => {
+      const [B, H, Hkv, S, Dh] = [2, 6, 2, 4 + L, 8];
+      const q = tf.randomNormal([B, H, L, Dh], 0, 1, 'float32', 41) as tf.Tensor4D;
+      const k = tf.randomNormal([B, Hkv, S, Dh], 0, 1, 'float32', 42) as tf.Tensor4D;
+      const v = tf.randomNormal([B, Hkv, S, Dh], 0, 1, 'float32', 43) as tf.Tensor4D;
+      const vT = tf.transpose(v, [0, 1, 3, 2]) as tf.Tensor4D;
+      const am = tf.tensor2d([Array(S).fill(1), [0, 0, ...Array(S - 2).fill(1)]], undefined, 'int32');
+      const mask = L === 1 ? null : causalMask(am, L);
+      const want = scaledDotProductAttention(q, k, v, mask, Dh ** -0.5);
+      const got = cachedAttention(q, k, vT, mask, Dh ** -0.5);
+      expect(got.shape).to.deep.equal([B, L, H, Dh]);
+      expectClose(got, want, { atol: 1e-6, label: 'cached vs plain' });
+      expect(() => cachedAttention(q, k, v, mask, Dh ** -0.5)).to.throw(/do not fit/);
+      [q, k, v, vT, am, mask, want, got].forEach((t) => t?.dispose());
+    });
+  }
 });
