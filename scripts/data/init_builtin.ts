@@ -1,5 +1,5 @@
 // Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
-//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X]
+//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X]
 // The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
 // as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two
 // temporal copies of an image) keeps a 112 x 112 image at 112 x 112: grid [1, 8, 8], 16 image tokens.
@@ -78,35 +78,40 @@ export const BUILTIN_CONFIG = {
  */
 const VISION_STD = 0.05;
 
+/** The text model's std; HF's 0.02 by default (its config's initializer_range). */
+const TEXT_STD = BUILTIN_CONFIG.text_config.initializer_range;
+
 const GENERATION_CONFIG = { eos_token_id: EOS, pad_token_id: PAD, do_sample: false, use_cache: true };
 
 interface Options {
   out: string;
   seed: number;
   visionStd: number;
+  textStd: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: '', seed: 0, visionStd: VISION_STD };
+  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--seed' || a === '--vision-std') {
+    if (a === '--seed' || a === '--vision-std' || a === '--text-std') {
       const v = Number(argv[++i]);
       if (a === '--seed' ? !Number.isInteger(v) : !(v > 0)) throw new Error(`${a}: got ${argv[i]}`);
       if (a === '--seed') o.seed = v;
-      else o.visionStd = v;
+      else if (a === '--vision-std') o.visionStd = v;
+      else o.textStd = v;
     } else if (a.startsWith('-') || o.out) throw new Error(`unexpected argument ${a}`);
     else o.out = a;
   }
-  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X]');
+  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X]');
   return o;
 }
 
 async function main(): Promise<void> {
-  const { out, seed, visionStd } = parseArgs(process.argv.slice(2));
+  const { out, seed, visionStd, textStd } = parseArgs(process.argv.slice(2));
   await initBackend({ quiet: true });
   const model = new Glm46VForConditionalGeneration(parseGlm4vConfig(BUILTIN_CONFIG));
-  model.initWeights({ std: BUILTIN_CONFIG.text_config.initializer_range, seed });
+  model.initWeights({ std: textStd, seed });
   model.model.visual.initWeights({ std: visionStd, seed: seed + 100_000 });
   fs.mkdirSync(out, { recursive: true });
   const params = [...model.namedParameters()];
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
   dump('config.json', BUILTIN_CONFIG);
   dump('generation_config.json', GENERATION_CONFIG);
   for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(out, f));
-  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, vision std ${visionStd}) -> ${out}\n`);
+  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}) -> ${out}\n`);
   model.dispose();
   tf.disposeVariables();
 }

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The built-in model's whole recipe: dataset, random init, `glm46v finetune` on CPU, held-out accuracy, and (only
 # when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
-#   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, BATCH, LR, TURNS override the recipe
+#   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, BATCH, LR, TRAIN, TURNS override the recipe
 # Runs on the wasm backend; GLM46V_WASM_THREADS=2 uses two threads where the cores are free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 WORK=${WORK:-out/builtin}
-STEPS=${STEPS:-600}
+STEPS=${STEPS:-2000}
 BATCH=${BATCH:-16}
-LR=${LR:-2e-3}
+LR=${LR:-1e-3}
 WARMUP=${WARMUP:-30}
-TURNS=${TURNS:-6}
+TRAIN=${TRAIN:-20000}
+# One question per training chat: in multi-turn chats later answers follow from earlier ones without the image
+# ("What colour is the circle?" red, "Which shape is red?"), and training learned that shortcut instead of the image.
+TURNS=${TURNS:-1}
 SEED=${SEED:-0}
 MIN_ACCURACY=${MIN_ACCURACY:-95}
 
@@ -19,7 +22,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 start=$(date +%s)
 
-npx tsx scripts/data/make_shapes.ts "$WORK/data" --train 5000 --test 200 --turns "$TURNS"
+npx tsx scripts/data/make_shapes.ts "$WORK/data" --train "$TRAIN" --test 200 --turns "$TURNS"
 npx tsx scripts/data/init_builtin.ts "$WORK/init" --seed "$SEED"
 node bin/glm46v.js finetune --model "$WORK/init" --data "$WORK/data/train.jsonl" --out "$WORK/run" \
   --steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --warmup "$WARMUP" --seed 42 2> "$WORK/finetune.log"
