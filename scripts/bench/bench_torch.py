@@ -99,22 +99,28 @@ def run_rows(args) -> dict:
             res["prefill_last_logits"] = last["logits"].tolist()
 
         if "decode" in rows:
+            # every context prefilled, then their decode steps alternate (same machine load for all, as ours.ts)
             ctx_all, toks = long(inp["decode.context_ids"]), long(inp["decode.tokens"])
-            for ctx in (int(c) for c in args.contexts.split(",")):
-                times: tuple[list[float], list[float]] = ([], [])
-                for rep in range(args.warmup + 1):
+            contexts = [int(c) for c in args.contexts.split(",")]
+            times = {}
+            for rep in range(args.warmup + 1):
+                caches = []
+                for ctx in contexts:
                     cache = DynamicCache(config=model.config)
-                    model.model.rope_deltas = None
+                    model.model.rope_deltas = None  # text only: 0 for every context
                     model(input_ids=ctx_all[:, :ctx], cache=cache, use_cache=True, logits_to_keep=1)
-                    wall, cpu = [], []
-                    for s in range(args.decode_steps):
+                    caches.append(cache)
+                steps = {ctx: ([], []) for ctx in contexts}
+                for s in range(args.decode_steps):
+                    for ctx, cache in zip(contexts, caches):
                         t0, c0 = time.perf_counter(), time.process_time()
                         model(input_ids=toks[:, s:s + 1], cache=cache, use_cache=True, logits_to_keep=1)
-                        wall.append((time.perf_counter() - t0) * 1000)
-                        cpu.append((time.process_time() - c0) * 1000)
-                    if rep == args.warmup:
-                        times = (wall[1:], cpu[1:])  # the first step after a prefill is warm-up too
-                put(res, f"decode{ctx}", times)
+                        steps[ctx][0].append((time.perf_counter() - t0) * 1000)
+                        steps[ctx][1].append((time.process_time() - c0) * 1000)
+                if rep == args.warmup:
+                    times = {ctx: (w[1:], c[1:]) for ctx, (w, c) in steps.items()}  # the first step after a prefill is warm-up too
+            for ctx in contexts:
+                put(res, f"decode{ctx}", times[ctx])
 
     if "train" in rows:
         model.train()

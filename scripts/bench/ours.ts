@@ -133,27 +133,32 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
       log(`prefill ${fmt(res.prefill_ms)}`);
     }
     if (o.rows.has('decode')) {
+      // Every context is prefilled, then their decode steps alternate, so that all contexts see the same machine load
+      // (on a shared machine a row measured a minute later can run 30% slower or faster).
       const ctxAll = rows2d(inp('decode.context_ids'))[0]!, toks = rows2d(inp('decode.tokens'))[0]!;
-      for (const ctx of o.contexts) {
-        let times: Timing = { wall: [], cpu: [] };
-        for (let rep = 0; rep <= o.warmup; rep++) {
-          const { state } = await prefill(model, { inputIds: [ctxAll.slice(0, ctx)] });
-          try {
-            const steps: Timing = { wall: [], cpu: [] };
-            for (let s = 0; s < o.decodeSteps; s++) {
+      let times: Timing[] = [];
+      for (let rep = 0; rep <= o.warmup; rep++) {
+        const states = [];
+        for (const ctx of o.contexts) states.push((await prefill(model, { inputIds: [ctxAll.slice(0, ctx)] })).state);
+        try {
+          const steps: Timing[] = o.contexts.map(() => ({ wall: [], cpu: [] }));
+          for (let s = 0; s < o.decodeSteps; s++) {
+            for (const [i, state] of states.entries()) {
               const [w0, c0] = [performance.now(), cpuMs()];
               await decodeOne(model, [toks[s]!], state);
-              steps.wall.push(performance.now() - w0);
-              steps.cpu.push(cpuMs() - c0);
+              steps[i]!.wall.push(performance.now() - w0);
+              steps[i]!.cpu.push(cpuMs() - c0);
             }
-            // the first step after a prefill is warm-up too
-            times = { wall: steps.wall.slice(1), cpu: steps.cpu.slice(1) };
-          } finally {
-            state.cache.dispose();
           }
+          // the first step after a prefill is warm-up too
+          times = steps.map((t) => ({ wall: t.wall.slice(1), cpu: t.cpu.slice(1) }));
+        } finally {
+          for (const state of states) state.cache.dispose();
         }
-        put(res, `decode${ctx}`, times);
-        log(`decode@${ctx} ${fmt(times.wall)}`);
+      }
+      for (const [i, ctx] of o.contexts.entries()) {
+        put(res, `decode${ctx}`, times[i]!);
+        log(`decode@${ctx} ${fmt(times[i]!.wall)}`);
       }
     }
     if (o.rows.has('train')) {
