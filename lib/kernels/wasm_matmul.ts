@@ -150,11 +150,11 @@ function matMulXnn(a: Info, b: Info, tA: boolean, tB: boolean, e: Epilogue, back
       return out;
     }
     if (!tA && !tB && e === PLAIN && M <= FEW_ROWS) {
-      // (b·a)ᵀ form: each bᵀ batch is read as gemm rows, only the small aᵀ is packed (see FEW_ROWS)
+      // as (bᵀ·aᵀ)ᵀ: each bᵀ batch is read as gemm rows, only the small aᵀ is packed (see FEW_ROWS)
       const p = s.alloc([...outBatch, N, M]);
       perBatch(s, s.transpose(b), bB, N, s.transpose(a), bA, M, K, p, outBatch, PLAIN);
-      const out = tf.getKernel('Transpose', 'wasm')!.kernelFunc({ inputs: { x: p }, backend, attrs: { perm: [...outBatch.keys(), outBatch.length + 1, outBatch.length] } }) as Info;
-      return out;
+      const perm = [...outBatch.keys(), outBatch.length + 1, outBatch.length];
+      return tf.getKernel('Transpose', 'wasm')!.kernelFunc({ inputs: { x: p }, backend, attrs: { perm } }) as Info;
     }
     const out = backend.makeOutput(outShape, 'float32');
     perBatch(s, tA ? s.transpose(a) : a, bA, M, tB ? s.transpose(b) : b, bB, N, K, out, outBatch, e);
