@@ -18,6 +18,7 @@ p.add_argument('--wd', type=float, default=0.0); p.add_argument('--eval_every', 
 p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=0)
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
+p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 model = AutoModelForImageTextToText.from_pretrained(a.init, dtype=torch.float32)
@@ -54,8 +55,12 @@ train = json.load(open(a.data + '/tok_train.json')); test = json.load(open(a.dat
 if a.train_n: train = train[:a.train_n]
 KIND = lambda q: 'colour' if q.startswith('What colour') else 'shape' if q.startswith('Which shape') else 'count' if q.startswith('How many') else 'horizontal' if 'left' in q else 'vertical'
 for r, l in zip(test, open(a.data + '/test.jsonl')): r['kind'] = KIND(json.loads(l)['messages'][0]['content'][1]['text'])
-if a.kinds:
+if a.kinds or a.repeat:
     for r, l in zip(train, open(a.data + '/train.jsonl')): r['kind'] = KIND(json.loads(l)['messages'][0]['content'][1]['text'])
+if a.repeat:
+    rep = {k: int(n) for k, n in (x.split('=') for x in a.repeat.split(','))}
+    train = [r for r in train for _ in range(rep.get(r['kind'], 1))]
+if a.kinds:
     train = [r for r in train if r['kind'] in a.kinds.split(',')]; test = [r for r in test if r['kind'] in a.kinds.split(',')]
 def batch(rows):
     L = max(len(r['ids']) for r in rows)
