@@ -19,6 +19,7 @@ p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
+p.add_argument('--first', default='', help='kind=N: the first N steps train on rows of this kind only (a curriculum)')
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 model = AutoModelForImageTextToText.from_pretrained(a.init, dtype=torch.float32)
@@ -55,7 +56,7 @@ train = json.load(open(a.data + '/tok_train.json')); test = json.load(open(a.dat
 if a.train_n: train = train[:a.train_n]
 KIND = lambda q: 'colour' if q.startswith('What colour') else 'shape' if q.startswith('Which shape') else 'count' if q.startswith('How many') else 'horizontal' if 'left' in q else 'vertical'
 for r, l in zip(test, open(a.data + '/test.jsonl')): r['kind'] = KIND(json.loads(l)['messages'][0]['content'][1]['text'])
-if a.kinds or a.repeat:
+if a.kinds or a.repeat or a.first:
     for r, l in zip(train, open(a.data + '/train.jsonl')): r['kind'] = KIND(json.loads(l)['messages'][0]['content'][1]['text'])
 if a.repeat:
     rep = {k: int(n) for k, n in (x.split('=') for x in a.repeat.split(','))}
@@ -93,9 +94,14 @@ def evaluate(rows_all=None):
                     else: j += 1
     model.train(); return f"{ok / n:.3f} " + ' '.join(f"{k}:{v[0]}/{v[1]}" for k, v in sorted(kinds.items()))
 t0 = time.time(); order = []
+first_kind, first_n = (a.first.split('=')[0], int(a.first.split('=')[1])) if a.first else ('', 0)
+first_rows = [r for r in train if r['kind'] == first_kind]
 for step in range(a.steps):
-    if len(order) < a.batch: order += list(rng.permutation(len(train)))
-    rows = [train[j] for j in order[:a.batch]]; order = order[a.batch:]
+    if step < first_n:
+        rows = [first_rows[j] for j in rng.integers(0, len(first_rows), a.batch)]
+    else:
+        if len(order) < a.batch: order += list(rng.permutation(len(train)))
+        rows = [train[j] for j in order[:a.batch]]; order = order[a.batch:]
     out = model(**batch(rows)); out.loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step(); opt.zero_grad(); lr_s.step()
