@@ -2,8 +2,9 @@
 //   npx tsx scripts/data/make_shapes.ts OUT_DIR [--train N] [--test N] [--turns K]
 // OUT_DIR/train.jsonl, OUT_DIR/test.jsonl and OUT_DIR/images/{train,test}_NNNNN.png (paths relative to the JSONL).
 // A test line is one image and one question. A training line is one image and up to K of the questions it answers
-// (default 1), asked one after another in one chat: the first turn has exactly the test format, the later ones give
-// more supervised answers per image at little extra cost (the image is encoded once).
+// (default 1), asked one after another in one chat; the first turn has exactly the test format. More turns give more
+// answers per image, but later answers then follow from earlier ones without the image ("What colour is the
+// circle?" red, "Which shape is red?"), and training learns that shortcut instead (README, the built-in model).
 // Every example's scene and question come from its own seed (split offset + index), so the files are identical on
 // every run and test images never share a seed with training ones.
 //   npx tsx scripts/data/make_shapes.ts --examples assets/examples
