@@ -9,7 +9,7 @@ import { CliError, FlagSpec, parseArgs, Parsed } from './args';
 const USAGE = `usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR [--eval FILE.jsonl] [--epochs N] [--steps N]
          [--batch-size N] [--grad-accum N] [--lr X] [--weight-decay X] [--warmup N] [--clip X] [--seed S]
          [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision] [--freeze-embeddings]
-         [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume]
+         [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume] [--first-data FILE.jsonl --first-steps N]
 
 Each JSONL line: {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text",
 "text": "..."}]}, {"role": "assistant", "content": "..."}]} (image paths relative to the file). Only the assistant's
@@ -20,6 +20,8 @@ const FLAGS: Record<string, FlagSpec> = {
   data: { type: 'string', help: 'training chats, one JSON object a line' },
   out: { type: 'string', help: 'run folder (checkpoints, log, plot; the model goes to OUT/final)' },
   eval: { type: 'string', help: 'held-out chats, evaluated every --eval-every steps and at the end' },
+  'first-data': { type: 'string', help: 'a curriculum: chats for the first --first-steps steps, then --data (one schedule)' },
+  'first-steps': { type: 'number', help: 'optimizer steps on --first-data, counted in --steps' },
   epochs: { type: 'number', help: 'passes over the data (default 1)' },
   steps: { type: 'number', help: 'optimizer steps (overrides --epochs)' },
   'batch-size': { type: 'number', help: 'examples per micro-batch (default 1)' },
@@ -74,7 +76,7 @@ function progressLine(p: Progress): string {
 }
 
 /** Parses and checks the flags into trainer options (no backend, no files read). */
-export function finetuneOptions(a: Parsed): { model: string; data: string; eval?: string; train: TrainOptions; maxLength?: number; onTooLong: 'skip' | 'error' } {
+export function finetuneOptions(a: Parsed): { model: string; data: string; eval?: string; firstData?: string; firstSteps?: number; train: TrainOptions; maxLength?: number; onTooLong: 'skip' | 'error' } {
   for (const k of ['model', 'data', 'out']) if (!a[k]) throw new CliError(`--${k} is required\n${USAGE}`);
   const rank = int(a, 'lora-rank', 1);
   for (const k of ['lora-alpha', 'lora-dropout', 'lora-targets']) if (a[k] !== undefined && rank === undefined) throw new CliError(`--${k} needs --lora-rank`);
@@ -109,8 +111,12 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
     train.lora = { rank, alpha: num(a, 'lora-alpha', Number.MIN_VALUE) ?? 2 * rank, dropout, targets };
   }
   const maxLength = int(a, 'max-length', 1);
+  const firstSteps = int(a, 'first-steps', 1);
+  if ((firstSteps === undefined) !== (a['first-data'] === undefined)) throw new CliError('--first-data and --first-steps go together');
+  if (firstSteps !== undefined && steps !== undefined && firstSteps >= steps) throw new CliError(`--first-steps (${firstSteps}) must be fewer than --steps (${steps})`);
   return {
     model: a.model as string, data: a.data as string, ...(a.eval ? { eval: a.eval as string } : {}), train,
+    ...(firstSteps !== undefined ? { firstData: a['first-data'] as string, firstSteps } : {}),
     ...(maxLength !== undefined ? { maxLength } : {}), onTooLong: oneOf(a, 'on-too-long', ['skip', 'error']) ?? 'skip',
   };
 }
@@ -124,16 +130,18 @@ export const command = {
     const ds = ChatDataset.fromPretrained(o.model, { ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}), onTooLong: o.onTooLong });
     const trainData = ds.load(o.data);
     const evalData = o.eval ? ds.load(o.eval) : undefined;
-    for (const d of [trainData, evalData]) {
+    const firstData = o.firstData ? ds.load(o.firstData) : undefined;
+    for (const d of [trainData, evalData, firstData]) {
       if (d?.skipped.length) {
         process.stderr.write(`finetune: ${d.file}: skipped ${d.skipped.length} example(s) longer than ${o.maxLength} tokens (lines ${d.skipped.map((s) => s.line).join(', ')})\n`);
       }
     }
-    process.stderr.write(`finetune: ${trainData.examples.length} training examples${evalData ? `, ${evalData.examples.length} held out` : ''}\n`);
+    process.stderr.write(`finetune: ${trainData.examples.length} training examples${evalData ? `, ${evalData.examples.length} held out` : ''}${firstData ? `, ${firstData.examples.length} for the first ${o.firstSteps} steps` : ''}\n`);
     await initBackend();
     const model = loadModel(o.model);
     try {
-      const r = await train(model, ds, trainData, evalData, { ...o.train, onProgress: (p) => process.stderr.write(progressLine(p)) });
+      const first = firstData ? { first: { data: firstData, steps: o.firstSteps! } } : {};
+      const r = await train(model, ds, trainData, evalData, { ...o.train, ...first, onProgress: (p) => process.stderr.write(progressLine(p)) });
       if (!r.savedDir) process.stdout.write(`finetune: stopped at steps=${r.steps} loss=${r.finalLoss.toFixed(6)}; continue with --resume\n`);
       else process.stdout.write(`finetune: steps=${r.steps} final_loss=${r.finalLoss.toFixed(6)} saved=${path.resolve(r.savedDir)}\n`);
     } finally {

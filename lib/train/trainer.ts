@@ -31,6 +31,11 @@ export interface TrainOptions {
   epochs?: number;
   /** optimizer steps; default: epochs over the data */
   steps?: number;
+  /**
+   * A curriculum: the first `steps` optimizer steps draw their batches from `data` (in its own seeded order), the rest
+   * from the training data; one warmup + cosine schedule and one optimizer state run through both.
+   */
+  first?: { data: LoadedData; steps: number };
   batchSize?: number;
   gradAccum?: number;
   lr?: number;
@@ -134,6 +139,9 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   if (N === 0) throw new Error(`${trainData.file}: no training examples${trainData.skipped.length ? ` (${trainData.skipped.length} skipped as too long)` : ''}`);
   const batchesPerEpoch = Math.ceil(N / bs);
   const totalSteps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * batchesPerEpoch) / G));
+  const firstSteps = o.first?.steps ?? 0, firstN = o.first?.data.examples.length ?? 0;
+  if (firstSteps > 0 && firstN === 0) throw new Error(`${o.first!.data.file}: no examples for the first ${firstSteps} steps`);
+  if (firstSteps >= totalSteps) throw new Error(`first-stage steps (${firstSteps}) must be fewer than the run's ${totalSteps} steps`);
   const schedule = cosineWithWarmup({ warmupSteps: o.warmupSteps ?? 0, totalSteps });
   const trainable = prepareTrainable(model, o);
   if (trainable.size === 0) throw new Error('nothing to train: every parameter is frozen');
@@ -142,6 +150,7 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
     examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
     warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
     freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
+    ...(firstSteps ? { first_steps: firstSteps, first_examples: firstN } : {}),
   };
   fs.mkdirSync(o.outDir, { recursive: true });
   const logFile = path.join(o.outDir, 'log.jsonl');
@@ -161,6 +170,12 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
     const idx = order.slice(state.batch * bs, (state.batch + 1) * bs);
     state = { ...state, batch: state.batch + 1 };
     return idx.map((i) => trainData.examples[i]!);
+  };
+  /** Micro-batch `i` of a first-stage step: a pure function of the step, so resuming needs no extra state. */
+  const firstMicroBatch = (step: number, i: number): Example[] => {
+    const perEpoch = Math.ceil(firstN / bs), k = step * G + i;
+    const idx = epochOrder(firstN, mixSeed(seed, 1), Math.floor(k / perEpoch)).slice((k % perEpoch) * bs, (k % perEpoch + 1) * bs);
+    return idx.map((j) => o.first!.data.examples[j]!);
   };
   const append = (line: LogLine) => {
     log.push(line);
@@ -184,7 +199,7 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   try {
     while (state.step < totalSteps) {
       const tStep = Date.now();
-      const batches = Array.from({ length: G }, () => ds.collate(nextMicroBatch()));
+      const batches = Array.from({ length: G }, (_, i) => ds.collate(state.step < firstSteps ? firstMicroBatch(state.step, i) : nextMicroBatch()));
       const stepLr = lr * schedule(state.step);
       optimizer.lr = stepLr;
       const step = state.step;

@@ -62,6 +62,14 @@ describe('glm46v finetune', () => {
     expect(fs.readFileSync(a).equals(fs.readFileSync(b))).to.equal(true);
   });
 
+  it('--first-data: the first --first-steps steps train on that file, then --data, under one schedule', async () => {
+    const out = tmpDir();
+    const { stderr } = await finetune([...base(out), '--first-data', path.join(DATA, 'eval.jsonl'), '--first-steps', '2', '--steps', '4', '--lr', '1e-3']);
+    expect(stderr).to.include('6 training examples, 2 for the first 2 steps');
+    const lrs = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr as number);
+    expect(lrs[2]).to.be.closeTo(1e-3 * 0.5 * (1 + Math.cos(Math.PI * 2 / 4)), 1e-12); // no fresh warmup at the switch
+  });
+
   it('prints its usage with --help', async () => {
     const { stdout } = await finetune(['--help']);
     expect(stdout).to.include('usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR');
@@ -75,6 +83,8 @@ describe('glm46v finetune', () => {
       [[...base('/tmp/x'), '--batch-size', '0'], /--batch-size must be an integer >= 1, got 0/],
       [[...base('/tmp/x'), '--lora-alpha', '8'], /--lora-alpha needs --lora-rank/],
       [[...base('/tmp/x'), '--lora-rank', '2', '--lora-targets', 'nope'], /target 'nope' matches no Linear layer/],
+      [[...base('/tmp/x'), '--first-steps', '2'], /--first-data and --first-steps go together/],
+      [[...base('/tmp/x'), '--first-data', path.join(DATA, 'eval.jsonl'), '--first-steps', '4', '--steps', '4'], /--first-steps \(4\) must be fewer than --steps \(4\)/],
     ];
     for (const [argv, re] of cases) {
       let err: Error | undefined;

@@ -69,11 +69,25 @@ describe('train (the fine-tuning loop)', () => {
     tuned.dispose();
   });
 
-  for (const variant of ['full', 'lora'] as const) {
+  it('a curriculum: the first steps draw from their own data, then the run continues as a plain one under the same schedule', async () => {
+    const plain = tmpDir(), staged = tmpDir();
+    await run({ outDir: plain, steps: 6 });
+    await run({ outDir: staged, steps: 9, first: { data: evalData, steps: 3 } });
+    const [p, s] = [plain, staged].map((d) => logLines(d).filter((l) => 'loss' in l));
+    expect(s).to.have.length(9);
+    const pairTokens = ds.collate(evalData.examples).numTokens; // batch size 2: each first-stage batch is the pair
+    expect(s.slice(0, 3).map((l) => l.tokens)).to.deep.equal([pairTokens, pairTokens, pairTokens]);
+    expect(s.slice(3).map((l) => l.tokens)).to.deep.equal(p.map((l) => l.tokens)); // the main data from its epoch 0
+    const lr = (i: number) => (i < 2 ? 3e-3 * i / 2 : 3e-3 * 0.5 * (1 + Math.cos(Math.PI * (i - 2) / 7))); // warmup 2 of 9
+    s.forEach((l, i) => expect(l.lr, `lr of step ${i + 1}`).to.be.closeTo(lr(i), 1e-15));
+  });
+
+  for (const variant of ['full', 'lora', 'curriculum'] as const) {
     it(`${variant}: a run killed after step 4 (last checkpoint 3) and resumed ends with the same weights and log as an uninterrupted run`, async () => {
       const opts: Partial<TrainOptions> = {
         steps: 6, gradAccum: 2, saveEvery: 3, evalEvery: 2,
         ...(variant === 'lora' ? { lora: { rank: 4, alpha: 8, dropout: 0.1, targets: ['q_proj', 'v_proj', 'gate_up_proj'] }, lr: 2e-2 } : {}),
+        ...(variant === 'curriculum' ? { first: { data: { ...trainData, examples: trainData.examples.slice(0, 3) }, steps: 5 } } : {}),
       };
       const whole = tmpDir(), parts = tmpDir();
       await run({ ...opts, outDir: whole });
