@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { captureOutputs } from './capture';
 import type { HostTensor } from './safetensors';
 import type { Glm4vForConditionalGeneration, CausalLmInputs } from '../models/glm4v/model';
+import { variableGradsFreeing } from './train/backward';
 
 export interface Comparison {
   name: string;
@@ -118,7 +119,7 @@ export async function runParity(model: Glm4vForConditionalGeneration, ref: Ref, 
       const { result: out, outputs } = captureOutputs(model, outPaths, () => {
         if (!wantGrads) return model.forward(inputs);
         let kept: ReturnType<typeof model.forward> | undefined;
-        const g = tf.variableGrads(() => {
+        const g = variableGradsFreeing(() => {
           kept = model.forward(inputs);
           tf.keep(kept.logits);
           if (!kept.loss) throw new Error("grad:* needs 'in:labels' in the reference file");

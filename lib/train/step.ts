@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import type { AdamW } from './adamw';
+import { variableGradsFreeing } from './backward';
 import { clipGradNorm } from './clip';
 
 export interface StepOutput {
@@ -13,7 +14,10 @@ export interface StepOutput {
   gradNorm: tf.Scalar;
 }
 
-/** Gradients of the loss of one micro-batch, scaled by `scale`, keyed by checkpoint key. */
+/**
+ * Gradients of the loss of one micro-batch, scaled by `scale`, keyed by checkpoint key. The backward pass frees each
+ * node's gradients and saved activations once past it (./backward.ts).
+ */
 export function microBatchGrads(
   model: Glm4vForConditionalGeneration,
   batch: CausalLmInputs,
@@ -22,7 +26,7 @@ export function microBatchGrads(
 ): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
   if (!batch.labels) throw new Error('a training batch needs labels');
   const keyOf = new Map([...trainable].map(([k, v]) => [v.name, k]));
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = variableGradsFreeing(() => {
     const loss = model.forward(batch).loss!;
     return scale === 1 ? loss : tf.mul(loss, tf.scalar(scale));
   }, [...trainable.values()]);

@@ -4,7 +4,7 @@
 // after warm-up, with model-level GFLOP/s from analytic matmul FLOPs (flops.ts). See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
 //        [--our-threads 1,2 (wasm)] [--rows matmul,vision,prefill,decode,train,load] [--no-torch]
-//        [--checkpointing all|text|none (default text)]
+//        [--checkpointing all|text|none (default none)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -13,7 +13,7 @@ import * as path from 'path';
 import { parseGlm4vConfig } from '../../models/glm4v/config';
 import { benchFlops } from './flops';
 import { BENCH_CONFIG, BENCH_SHAPES, DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
-import { loadRow, RunOptions, runRows } from './ours';
+import { RunOptions, runRows } from './ours';
 import { buildTable, buildTargets, markdown, Res } from './report';
 
 
@@ -24,20 +24,45 @@ function arg(name: string, fallback: string): string {
 
 /** --checkpointing all|text|none: which blocks the training row recomputes in its backward pass. */
 function checkpointingArg(): RunOptions['checkpointing'] {
-  const v = arg('--checkpointing', 'text');
+  const v = arg('--checkpointing', 'none');
   if (v !== 'all' && v !== 'text' && v !== 'none') throw new Error(`--checkpointing: expected all, text or none, got ${v}`);
   return v;
 }
 
-/** Runs this file again as a child (fresh process: its own wasm build, thread pool and peak RSS). */
-function ourChild(mode: 'load' | 'run', opts: object, threads: number): Res | string {
-  process.stdout.write(`ours (${threads} thread${threads > 1 ? 's' : ''}): ${mode === 'load' ? 'load' : (opts as { rows: string[] }).rows.join(', ')} ...\n`);
-  const r = spawnSync(process.execPath, [...process.execArgv, __filename, '--child', mode, JSON.stringify(opts)], {
-    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
-    env: { ...process.env, GLM46V_WASM_THREADS: String(threads) },
+/** The last JSON line a child printed, or why there is none. */
+function childResult(r: ReturnType<typeof spawnSync>, what: string): Res | string {
+  const line = String(r.stdout).split('\n').reverse().find((l) => l.startsWith('{'));
+  return r.status === 0 && line ? (JSON.parse(line) as Res) : `our ${what} child failed (exit ${r.status}, signal ${r.signal})`;
+}
+
+const childEnv = (threads: number) => ({ ...process.env, GLM46V_WASM_THREADS: String(threads) });
+const threadsLabel = (t: number) => `${t} thread${t > 1 ? 's' : ''}`;
+
+/** Runs this file again as a child for the timed rows (fresh process: its own wasm build, thread pool and peak RSS). */
+function ourChild(opts: { rows: string[] }, threads: number): Res | string {
+  process.stdout.write(`ours (${threadsLabel(threads)}): ${opts.rows.join(', ')} ...\n`);
+  const r = spawnSync(process.execPath, [...process.execArgv, __filename, '--child', JSON.stringify(opts)], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20, env: childEnv(threads),
   });
-  const line = r.stdout.split('\n').reverse().find((l) => l.startsWith('{'));
-  return r.status === 0 && line ? (JSON.parse(line) as Res) : `our ${mode} child failed (exit ${r.status}, signal ${r.signal})`;
+  return childResult(r, 'run');
+}
+
+/** The package compiled as it ships (tsconfig.build.json) into out/bench_build, for the load row; or why not. */
+function buildPackage(): string {
+  const root = path.join(__dirname, '../..'), outDir = path.join(root, 'out', 'bench_build');
+  const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) throw new Error(`building the package for the load row failed: ${(r.stdout + r.stderr).trim().split('\n')[0]}`);
+  return outDir;
+}
+
+/** The load row in a fresh plain-node process running the compiled package (load_compiled.js). */
+function ourLoadChild(buildDir: string, model: string, threads: number): Res | string {
+  process.stdout.write(`ours (${threadsLabel(threads)}): load (compiled package, plain node) ...\n`);
+  const r = spawnSync(process.execPath, [path.join(__dirname, 'load_compiled.js'), buildDir, model], {
+    encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: childEnv(threads),
+  });
+  return childResult(r, 'load');
 }
 
 /** The PyTorch side, or a string saying why it was skipped. */
@@ -59,9 +84,8 @@ function torchAvailable(python: string): string | undefined {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--child')) {
-    const mode = arg('--child', 'run');
-    const opts = JSON.parse(process.argv[process.argv.indexOf('--child') + 2]!);
-    const res = mode === 'load' ? await loadRow(opts.model) : await runRows({ ...opts, rows: new Set(opts.rows) } as RunOptions);
+    const opts = JSON.parse(arg('--child', '{}'));
+    const res = await runRows({ ...opts, rows: new Set(opts.rows) } as RunOptions);
     process.stdout.write(JSON.stringify(res) + '\n');
     return;
   }
@@ -103,10 +127,11 @@ async function main(): Promise<void> {
     runOpts.rows.filter((x) => x !== 'train'),
     rows.has('train') ? ['train'] : [],
   ].filter((g) => g.length > 0);
+  const buildDir = rows.has('load') ? buildPackage() : '';
   for (const g of groups) {
     const isLoad = g[0] === 'load';
     for (const t of ourThreads) {
-      const r = isLoad ? take(ourChild('load', { model: modelDir }, t)) : take(ourChild('run', { ...runOpts, rows: g }, t));
+      const r = isLoad ? take(ourLoadChild(buildDir, modelDir, t)) : take(ourChild({ ...runOpts, rows: g }, t));
       merge(ours[t]!, r, isLoad ? undefined : g.join('+'));
     }
     for (const t of torchSkip ? [] : torchThreads) {

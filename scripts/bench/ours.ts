@@ -1,6 +1,6 @@
-// Our side of the benchmark, run by bench.ts in fresh child processes: the load row (peak RSS of a process that
-// only loads the checkpoint) and the timed rows, on the backend initBackend picks (GLM46V_BACKEND,
-// GLM46V_WASM_THREADS). Times in ms, wall-clock and process CPU: each row is the list of timed runs after warm-up.
+// Our side of the benchmark, run by bench.ts in fresh child processes: the timed rows (the load row is
+// load_compiled.js), on the backend initBackend picks (GLM46V_BACKEND, GLM46V_WASM_THREADS). Times in ms,
+// wall-clock and process CPU: each row is the list of timed runs after warm-up.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -36,18 +36,6 @@ export function procMiB(field: 'VmRSS' | 'VmHWM'): number {
 }
 
 const log = (msg: string) => process.stderr.write(`  [ours] ${msg}\n`);
-
-export async function loadRow(model: string): Promise<Record<string, unknown>> {
-  const backend = await initBackend({ quiet: true });
-  const before = procMiB('VmRSS');
-  const t0 = performance.now();
-  const m = loadModel(model);
-  const ms = performance.now() - t0;
-  const out = { backend, load_ms: ms, rss_before_mib: before, peak_rss_mib: procMiB('VmHWM'), rss_after_mib: procMiB('VmRSS'), params: m.numParameters() };
-  m.dispose();
-  shutdownBackend();
-  return out;
-}
 
 /** Wall-clock and process CPU time (all threads) of each run, in ms. */
 interface Timing { wall: number[]; cpu: number[] }
@@ -192,7 +180,7 @@ async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) =
   const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
   const grid = JSON.parse(meta.train_grid_thw!) as number[][];
   const params = model.namedParameters();
-  // Without activation checkpointing the step needs more than the 4 GiB wasm heap (docs/benchmark.md).
+  // Fits the 4 GiB wasm heap without activation checkpointing since the backward frees as it goes (lib/train/backward.ts).
   if (o.checkpointing !== 'none') model.gradientCheckpointingEnable(params.values());
   if (o.checkpointing === 'text') model.model.visual.gradientCheckpointing = undefined;
   const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8 });

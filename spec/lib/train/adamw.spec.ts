@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { AdamW, paramGroups } from '../../../lib/train/adamw';
 import { clipGradNorm } from '../../../lib/train/clip';
 import { cosineWithWarmup } from '../../../lib/train/schedule';
+import { microBatchGrads } from '../../../lib/train/step';
 import { referenceInputs } from '../../../lib/parity';
 import { loadModel } from '../../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
@@ -20,16 +21,14 @@ const cfg = JSON.parse(ref.metadata.train_config!) as {
 
 const first = async (t: tf.Tensor) => (await t.data())[0]!;
 
-/** One optimizer step as the reference script takes it: grads of the loss, clip, lr from the schedule, AdamW. */
+/** One optimizer step as the reference script takes it: grads of the loss (the trainer's), clip, lr from the schedule, AdamW. */
 function step(model: Glm4vForConditionalGeneration, opt: AdamW, inputs: ReturnType<typeof referenceInputs>, lr: number): tf.Tensor[] {
   const params = model.namedParameters();
-  const keyOf = new Map([...params].map(([k, v]) => [v.name, k]));
-  const { value, grads } = tf.variableGrads(() => model.forward(inputs).loss!, [...params.values()]);
-  const byKey = new Map(Object.entries(grads).map(([name, g]) => [keyOf.get(name)!, g]));
-  const clipped = clipGradNorm(byKey, cfg.max_grad_norm);
+  const { loss: value, grads } = microBatchGrads(model, inputs, params, 1);
+  const clipped = clipGradNorm(grads, cfg.max_grad_norm);
   opt.lr = lr;
   opt.step(clipped.grads);
-  tf.dispose([...Object.values(grads), ...clipped.grads.values()]);
+  tf.dispose([...grads.values(), ...clipped.grads.values()]);
   return [value, clipped.totalNorm];
 }
 
