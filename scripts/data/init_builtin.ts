@@ -1,5 +1,5 @@
 // Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
-//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X]
+//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]
 // The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
 // as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two
 // temporal copies of an image) keeps a 112 x 112 image at 112 x 112: grid [1, 8, 8], 16 image tokens.
@@ -88,29 +88,34 @@ interface Options {
   seed: number;
   visionStd: number;
   textStd: number;
+  /** the text model's rope_theta (weights do not depend on it) */
+  ropeTheta: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD };
+  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD, ropeTheta: BUILTIN_CONFIG.text_config.rope_parameters.rope_theta };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--seed' || a === '--vision-std' || a === '--text-std') {
+    if (a === '--seed' || a === '--vision-std' || a === '--text-std' || a === '--rope-theta') {
       const v = Number(argv[++i]);
       if (a === '--seed' ? !Number.isInteger(v) : !(v > 0)) throw new Error(`${a}: got ${argv[i]}`);
       if (a === '--seed') o.seed = v;
       else if (a === '--vision-std') o.visionStd = v;
-      else o.textStd = v;
+      else if (a === '--text-std') o.textStd = v;
+      else o.ropeTheta = v;
     } else if (a.startsWith('-') || o.out) throw new Error(`unexpected argument ${a}`);
     else o.out = a;
   }
-  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X]');
+  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]');
   return o;
 }
 
 async function main(): Promise<void> {
-  const { out, seed, visionStd, textStd } = parseArgs(process.argv.slice(2));
+  const { out, seed, visionStd, textStd, ropeTheta } = parseArgs(process.argv.slice(2));
+  const config = structuredClone(BUILTIN_CONFIG);
+  config.text_config.rope_parameters.rope_theta = ropeTheta;
   await initBackend({ quiet: true });
-  const model = new Glm46VForConditionalGeneration(parseGlm4vConfig(BUILTIN_CONFIG));
+  const model = new Glm46VForConditionalGeneration(parseGlm4vConfig(config));
   model.initWeights({ std: textStd, seed });
   model.model.visual.initWeights({ std: visionStd, seed: seed + 100_000 });
   fs.mkdirSync(out, { recursive: true });
@@ -122,10 +127,10 @@ async function main(): Promise<void> {
     new Map(params.map(([k, v]) => [k, { dtype: 'F32' as const, shape: v.shape }])),
   );
   const dump = (name: string, obj: unknown) => fs.writeFileSync(path.join(out, name), JSON.stringify(obj, null, 2) + '\n');
-  dump('config.json', BUILTIN_CONFIG);
+  dump('config.json', config);
   dump('generation_config.json', GENERATION_CONFIG);
   for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(out, f));
-  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}) -> ${out}\n`);
+  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}, rope_theta ${ropeTheta}) -> ${out}\n`);
   model.dispose();
   tf.disposeVariables();
 }
