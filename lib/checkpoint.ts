@@ -5,7 +5,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, isObject, readJson } from './config';
 import type { Module } from './module';
-import { HostTensor, SafetensorsFile, TensorInfo } from './safetensors';
+import { HostTensor, ReadScratch, SafetensorsFile, TensorInfo } from './safetensors';
 
 export class WeightLoadError extends Error {
   override name = 'WeightLoadError';
@@ -15,6 +15,7 @@ export class WeightLoadError extends Error {
 export class CheckpointReader {
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly where = new Map<string, string>();
+  private readonly scratch = new ReadScratch();
 
   constructor(readonly location: string) {
     if (!fs.existsSync(location)) throw new WeightLoadError(`${location}: no such file or folder`);
@@ -72,7 +73,9 @@ export class CheckpointReader {
 
   /** One tensor as a tf.Tensor (the caller disposes it). */
   tensor(key: string): tf.Tensor {
-    const h = this.read(key);
+    // The wasm backend copies a new tensor's values into its heap at once, so one pair of host buffers serves every
+    // tensor and a load leaves no garbage for the GC to catch up with; other backends may keep the array (cpu does).
+    const h = tf.getBackend() === 'wasm' ? this.file(key).read(key, this.scratch) : this.read(key);
     return tf.tensor(h.data, h.shape, h.dtype);
   }
 

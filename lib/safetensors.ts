@@ -101,11 +101,11 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** Raw bytes of one tensor, in a fresh (aligned) buffer. */
-  readBytes(name: string): Buffer {
+  /** Raw bytes of one tensor, in a fresh (aligned) buffer or in `scratch`'s. */
+  readBytes(name: string, scratch?: ReadScratch): Buffer {
     if (this.fd === undefined) throw new SafetensorsError(`${this.file}: file is closed`);
     const [s, e] = this.info(name).data_offsets;
-    const buf = Buffer.allocUnsafe(e - s);
+    const buf = scratch ? scratch.bytes(e - s) : Buffer.allocUnsafe(e - s);
     let off = 0;
     while (off < buf.length) {
       const r = fs.readSync(this.fd, buf, off, Math.min(buf.length - off, 1 << 30), this.dataStart + s + off);
@@ -115,10 +115,13 @@ export class SafetensorsFile {
     return buf;
   }
 
-  /** One tensor converted to a tfjs-friendly host array (bf16/f16/f64 -> f32, i64/i16/i8 -> i32). */
-  read(name: string): HostTensor {
+  /**
+   * One tensor converted to a tfjs-friendly host array (bf16/f16/f64 -> f32, i64/i16/i8 -> i32). With `scratch`
+   * the bytes and the bf16 -> f32 values live in its buffers: valid until its next use.
+   */
+  read(name: string, scratch?: ReadScratch): HostTensor {
     const info = this.info(name);
-    return { ...decode(this.readBytes(name), info.dtype, `${this.file}:${name}`), shape: [...info.shape] };
+    return { ...decode(this.readBytes(name, scratch), info.dtype, `${this.file}:${name}`, scratch), shape: [...info.shape] };
   }
 
   close(): void {
@@ -136,8 +139,23 @@ const F16_TABLE = (() => {
   return t;
 })();
 
-export function bf16ToF32(u16: Uint16Array): Float32Array {
-  const out = new Float32Array(u16.length);
+/** Host buffers reused from one tensor read to the next (grown to the largest), so that reading leaves no garbage. */
+export class ReadScratch {
+  private raw = new ArrayBuffer(0);
+  private f32 = new ArrayBuffer(0);
+
+  bytes(n: number): Buffer {
+    if (this.raw.byteLength < n) this.raw = new ArrayBuffer(n);
+    return Buffer.from(this.raw, 0, n);
+  }
+
+  floats(n: number): Float32Array {
+    if (this.f32.byteLength < 4 * n) this.f32 = new ArrayBuffer(4 * n);
+    return new Float32Array(this.f32, 0, n);
+  }
+}
+
+export function bf16ToF32(u16: Uint16Array, out: Float32Array = new Float32Array(u16.length)): Float32Array {
   const o32 = new Uint32Array(out.buffer);
   for (let i = 0; i < u16.length; i++) o32[i] = u16[i]! << 16;
   return out;
@@ -155,12 +173,12 @@ export function f32ToBf16(f32: Float32Array): Uint16Array {
   return out;
 }
 
-function decode(buf: Buffer, dtype: StDtype, where: string): Omit<HostTensor, 'shape'> {
+function decode(buf: Buffer, dtype: StDtype, where: string, scratch?: ReadScratch): Omit<HostTensor, 'shape'> {
   const view = <T>(C: { new (b: ArrayBuffer, o: number, n: number): T }, bytes: number) =>
     new C(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength / bytes);
   switch (dtype) {
     case 'F32': return { dtype: 'float32', data: view(Float32Array, 4) };
-    case 'BF16': return { dtype: 'float32', data: bf16ToF32(view(Uint16Array, 2)) };
+    case 'BF16': return { dtype: 'float32', data: bf16ToF32(view(Uint16Array, 2), scratch?.floats(buf.byteLength / 2)) };
     case 'F16': return { dtype: 'float32', data: Float32Array.from(view(Uint16Array, 2), (h) => F16_TABLE[h]!) };
     case 'F64': return { dtype: 'float32', data: Float32Array.from(view(Float64Array, 8)) };
     case 'I64': {

@@ -83,6 +83,18 @@ describe('saveCheckpoint (Hugging Face layout)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).dtype).to.equal('bfloat16');
   });
 
+  it('BF16, sharded: loadModel (one reused host buffer pair on wasm) gives every weight its own bf16 values', async () => {
+    const dir = path.join(tmpDir(), 'bf16-sharded');
+    await saveCheckpoint(model, dir, { dtype: 'BF16', copyFrom: TINY_A, shardBytes: 100_000 });
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).length).to.be.greaterThan(2);
+    const loaded = loadModel(dir);
+    const got = await values(loaded);
+    for (const [k, v] of model.namedParameters()) {
+      expect(got[k], k).to.equal(bytes(bf16ToF32(f32ToBf16((await v.data()) as Float32Array))).toString('base64'));
+    }
+    loaded.dispose();
+  });
+
   it('saves LoRA merged under the base keys: the reloaded plain model computes what the adapted one does', async () => {
     const adapted = loadModel(TINY_A);
     applyLora(adapted, { targets: ['q_proj', 'v_proj'], rank: 2, alpha: 4 });
