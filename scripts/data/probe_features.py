@@ -1,0 +1,46 @@
+# Linear probes on the vision tower's per-token features of the built-in model's images: can a linear map read a
+# shape token's shape, its column half and its row half? Tells whether the tower hands the text model the fact a
+# question needs. Tokens holding a shape are found from the pixels (a 28 px cell per merged token); the shape from how
+# much of its bounding box it fills. Two thirds of the tokens train the probe, the rest are held out.
+#   python scripts/data/probe_features.py MODEL_DIR DATA_DIR [--images 600]
+# (DATA_DIR from make_shapes.ts; the same patch layout as torch_recipe.py)
+import argparse, json
+import numpy as np, torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+p = argparse.ArgumentParser()
+p.add_argument('model'); p.add_argument('data'); p.add_argument('--images', type=int, default=600)
+a = p.parse_args()
+torch.manual_seed(0)
+model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=torch.float32)
+MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32); STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
+BACKGROUND = np.array([123, 117, 104])
+def patches(f):
+    x = (np.asarray(Image.open(f).convert('RGB'), np.float32) / 255 - MEAN) / STD
+    H, W, _ = x.shape; P, m = 14, 2; gh, gw = H // P, W // P
+    x = np.stack([x.transpose(2, 0, 1)] * 2)
+    x = x.reshape(2, 3, gh // m, m, P, gw // m, m, P).transpose(2, 5, 3, 6, 1, 0, 4, 7).reshape(gh * gw, 3 * 2 * P * P)
+    return torch.from_numpy(np.ascontiguousarray(x)), [1, gh, gw]
+X, shape, right, bottom = [], [], [], []
+for line in list(open(f'{a.data}/train.jsonl'))[:a.images]:
+    f = f"{a.data}/{json.loads(line)['messages'][0]['content'][0]['image']}"
+    img = np.asarray(Image.open(f).convert('RGB')).astype(np.float32)
+    pv, g = patches(f)
+    with torch.no_grad():
+        feats = model.model.visual(pv, grid_thw=torch.tensor([g])).pooler_output  # [16, D], row-major 4 x 4 cells
+    for t in range(feats.shape[0]):
+        row, col = divmod(t, 4)
+        mask = np.abs(img[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28] - BACKGROUND).sum(-1) > 60
+        if mask.sum() < 50: continue
+        fill = mask.sum() / (mask.any(1).sum() * mask.any(0).sum())  # square ~1, circle ~0.79, triangle ~0.5
+        X.append(feats[t].numpy()); shape.append(1 if fill > 0.9 else 0 if fill > 0.65 else 2); right.append(int(col >= 2)); bottom.append(int(row >= 2))
+X = torch.tensor(np.array(X)); n = len(X) * 2 // 3
+Xn = (X - X[:n].mean(0)) / (X[:n].std(0) + 1e-6)
+print(f'{len(X)} shape tokens from {a.images} images; feature rms {X.pow(2).mean().sqrt():.3f}')
+for name, y, k in [('shape', shape, 3), ('right half', right, 2), ('bottom half', bottom, 2)]:
+    y = torch.tensor(y); W = torch.zeros(X.shape[1], k, requires_grad=True); b = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.Adam([W, b], lr=1e-2)
+    for _ in range(2000):
+        loss = torch.nn.functional.cross_entropy(Xn[:n] @ W + b, y[:n]); opt.zero_grad(); loss.backward(); opt.step()
+    acc = lambda s: ((Xn[s] @ W + b).argmax(1) == y[s]).float().mean().item()
+    print(f'{name:12s} held-out {acc(slice(n, None)):.3f}  train {acc(slice(0, n)):.3f}')
