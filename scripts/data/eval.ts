@@ -77,7 +77,7 @@ async function main(): Promise<void> {
       ...it.user,
       content: Array.isArray(it.user.content) ? it.user.content.map((p) => (p.type === 'image' ? { ...p, image: loadImage(p.image as string) } : p)) : it.user.content,
     };
-    const enc = proc.applyChatTemplate([user], { addGenerationPrompt: true, tokenize: true });
+    const enc = proc.applyChatTemplate([user], { addGenerationPrompt: true, enableThinking: false, tokenize: true }); // as `glm46v generate`
     const pixelValues = enc.pixelValues ? tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]) : undefined;
     const seqs = await generate(
       model,

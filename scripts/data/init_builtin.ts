@@ -12,7 +12,18 @@ import { parseGlm4vConfig } from '../../models/glm4v/config';
 import { Glm46VForConditionalGeneration } from '../../models/glm4v/model';
 
 const TOKENIZER_DIR = path.join(__dirname, '..', '..', 'spec', 'fixtures', 'models', 'tiny_b');
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'preprocessor_config.json', 'video_preprocessor_config.json'];
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json', 'video_preprocessor_config.json'];
+
+// The built-in model does not think: its template is tiny_b's without the enable_thinking switch, so the prompt of
+// `glm46v generate` (which passes enable_thinking=false, adding an empty <think></think> where the switch exists) is
+// the one the model is trained and evaluated on.
+const THINKING_SWITCH = '{% if enable_thinking is defined and not enable_thinking %}<think></think>\n{% endif %}';
+
+function builtinTemplate(): string {
+  const t = fs.readFileSync(path.join(TOKENIZER_DIR, 'chat_template.jinja'), 'utf8');
+  if (!t.includes(THINKING_SWITCH)) throw new Error(`${TOKENIZER_DIR}/chat_template.jinja: the enable_thinking switch was not found`);
+  return t.replace(THINKING_SWITCH, '');
+}
 
 // Special-token ids of the tiny tokenizer (scripts/parity/tiny_models.py ID): <|endoftext|>, <|user|>, <|observation|>.
 const EOS = [352, 359, 361];
@@ -130,6 +141,7 @@ async function main(): Promise<void> {
   dump('config.json', config);
   dump('generation_config.json', GENERATION_CONFIG);
   for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(out, f));
+  fs.writeFileSync(path.join(out, 'chat_template.jinja'), builtinTemplate());
   process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}, rope_theta ${ropeTheta}) -> ${out}\n`);
   model.dispose();
   tf.disposeVariables();

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import { fixturePath } from '../helpers/fixtures';
 
@@ -11,6 +12,17 @@ describe('glm46v generate', () => {
     const r = run('--image', path.join(__dirname, '..', '..', 'assets', 'examples', 'shapes.png'), '--prompt', 'What colour is the circle?', '--max-new-tokens', '4');
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stderr.trim().split('\n').pop()).to.match(/^tokens=[1-4] prefill_ms=\d+ decode_tok_s=[\d.]+$/);
+  });
+
+  it("the built-in model answers each of the README's example questions (assets/examples/examples.json)", () => {
+    const dir = path.join(__dirname, '..', '..', 'assets', 'examples');
+    const examples = JSON.parse(fs.readFileSync(path.join(dir, 'examples.json'), 'utf8')) as { image: string; question: string; answer: string }[];
+    expect(examples).to.have.length(3);
+    for (const ex of examples) {
+      const r = run('--image', path.join(dir, ex.image), '--prompt', ex.question, '--max-new-tokens', '8');
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stdout.trim(), `${ex.image}: ${ex.question}`).to.equal(ex.answer);
+    }
   });
 
   it('runs a given checkpoint folder', () => {
