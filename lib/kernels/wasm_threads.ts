@@ -96,5 +96,25 @@ export function prepareWasmThreads(): () => void {
     globalThis.Blob = OrigBlob;
     URL.createObjectURL = origCreateObjectURL;
     os.cpus = origCpus;
+    endIdleWorkers();
   };
+}
+
+/** The slice of the wasm module's Emscripten PThread object used here. */
+interface PThreadPool {
+  unusedWorkers: Array<{ terminate(): void }>;
+  runningWorkers: unknown[];
+}
+
+/** The threaded module's pthread pool, when the threaded build is the one loaded. */
+export function wasmPThreads(): PThreadPool | undefined {
+  return (tf.findBackend('wasm') as { wasm?: { PThread?: PThreadPool } } | null)?.wasm?.PThread;
+}
+
+/**
+ * The build pre-spawns 8 pthread workers; XNNPACK's pool takes its `threads - 1` at init and never more, so the
+ * rest would only hold memory (~12 MiB of RSS each): they are terminated.
+ */
+function endIdleWorkers(): void {
+  for (const w of wasmPThreads()?.unusedWorkers.splice(0) ?? []) w.terminate();
 }

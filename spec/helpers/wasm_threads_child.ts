@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, setBackendPreference, shutdownBackend } from '../../lib/backend';
+import { wasmPThreads } from '../../lib/kernels/wasm_threads';
 import { diff } from './expect_close';
 import { onBackend, seededTensor } from './on_backend';
 
@@ -26,7 +27,9 @@ function compute(): Float32Array[] {
   const ours = compute();
   const ref = await onBackend('cpu', compute);
   const maxDiff = Math.max(...ours.map((o, i) => diff(o, ref[i]!, 0, 0).maxAbs));
-  process.stdout.write(JSON.stringify({ backend: tf.getBackend(), threads: getThreadsCount(), maxDiff }) + '\n');
+  const pool = wasmPThreads();
+  const workers = pool ? { running: pool.runningWorkers.length, idle: pool.unusedWorkers.length } : null;
+  process.stdout.write(JSON.stringify({ backend: tf.getBackend(), threads: getThreadsCount(), maxDiff, workers }) + '\n');
   shutdownBackend();
 })().catch((e: unknown) => {
   process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);

@@ -14,14 +14,17 @@ function runChild(threads: string) {
 }
 
 describe('lib/kernels/wasm_threads: multi-threaded wasm in Node', () => {
-  it('GLM46V_WASM_THREADS=2 starts 2 threads, matches cpu, and the process exits by itself', function () {
-    this.timeout(180_000);
-    const r = runChild('2');
-    expect(r.signal, `killed: it did not exit by itself\n${r.stderr}`).to.equal(null);
-    expect(r.status, r.stderr).to.equal(0);
-    expect(r.result).to.include({ backend: 'wasm', threads: 2 });
-    expect(r.result.maxDiff).to.be.lessThan(1e-4);
-  });
+  for (const threads of [2, 3]) {
+    it(`GLM46V_WASM_THREADS=${threads} starts ${threads} threads (no idle workers kept), matches cpu, and the process exits by itself`, function () {
+      this.timeout(180_000);
+      const r = runChild(String(threads));
+      expect(r.signal, `killed: it did not exit by itself\n${r.stderr}`).to.equal(null);
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.result).to.include({ backend: 'wasm', threads });
+      expect(r.result.workers).to.deep.equal({ running: threads - 1, idle: 0 });
+      expect(r.result.maxDiff).to.be.lessThan(1e-4);
+    });
+  }
 
   it('rejects a malformed thread count, naming the variable and value', () => {
     const saved = process.env.GLM46V_WASM_THREADS;
