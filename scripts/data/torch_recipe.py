@@ -19,7 +19,7 @@ p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
-p.add_argument('--first', default='', help='kind=N: the first N steps train on rows of this kind only (a curriculum)')
+p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 model = AutoModelForImageTextToText.from_pretrained(a.init, dtype=torch.float32)
@@ -95,7 +95,7 @@ def evaluate(rows_all=None):
     model.train(); return f"{ok / n:.3f} " + ' '.join(f"{k}:{v[0]}/{v[1]}" for k, v in sorted(kinds.items()))
 t0 = time.time(); order = []
 first_kind, first_n = (a.first.split('=')[0], int(a.first.split('=')[1])) if a.first else ('', 0)
-first_rows = [r for r in train if r['kind'] == first_kind]
+first_rows = [r for r in train if r['kind'] in first_kind.split(',')]
 for step in range(a.steps):
     if step < first_n:
         rows = [first_rows[j] for j in rng.integers(0, len(first_rows), a.batch)]
