@@ -47,7 +47,7 @@ function ourChild(opts: { rows: string[] }, threads: number): Res | string {
   return childResult(r, 'run');
 }
 
-/** The package compiled as it ships (tsconfig.build.json) into out/bench_build, for the load row; or why not. */
+/** The package compiled as it ships (tsconfig.build.json) into out/bench_build, for the load row; throws with tsc's first message. */
 function buildPackage(): string {
   const root = path.join(__dirname, '../..'), outDir = path.join(root, 'out', 'bench_build');
   const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir],
