@@ -171,11 +171,12 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
     state = { ...state, batch: state.batch + 1 };
     return idx.map((i) => trainData.examples[i]!);
   };
-  /** Micro-batch `i` of a first-stage step: a pure function of the step, so resuming needs no extra state. */
+  /** Micro-batch `i` of a first-stage step: a function of the step alone, so resuming needs no extra state. */
+  let firstOrder = { epoch: -1, order: [] as number[] }; // the current first-stage epoch's order, made once
   const firstMicroBatch = (step: number, i: number): Example[] => {
-    const perEpoch = Math.ceil(firstN / bs), k = step * G + i;
-    const idx = epochOrder(firstN, mixSeed(seed, 1), Math.floor(k / perEpoch)).slice((k % perEpoch) * bs, (k % perEpoch + 1) * bs);
-    return idx.map((j) => o.first!.data.examples[j]!);
+    const perEpoch = Math.ceil(firstN / bs), k = step * G + i, epoch = Math.floor(k / perEpoch);
+    if (firstOrder.epoch !== epoch) firstOrder = { epoch, order: epochOrder(firstN, mixSeed(seed, 1), epoch) };
+    return firstOrder.order.slice((k % perEpoch) * bs, (k % perEpoch + 1) * bs).map((j) => o.first!.data.examples[j]!);
   };
   const append = (line: LogLine) => {
     log.push(line);
