@@ -1,5 +1,6 @@
 // Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
 //   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]
+//                                            [--set text_config.hidden_size=256]...
 // The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
 // as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two
 // temporal copies of an image) keeps a 112 x 112 image at 112 x 112: grid [1, 8, 8], 16 image tokens.
@@ -101,10 +102,12 @@ interface Options {
   textStd: number;
   /** the text model's rope_theta (weights do not depend on it) */
   ropeTheta: number;
+  /** `--set text_config.hidden_size=256`: config entries (dot paths, JSON values) changed before the init */
+  sets: [string, unknown][];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD, ropeTheta: BUILTIN_CONFIG.text_config.rope_parameters.rope_theta };
+  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD, ropeTheta: BUILTIN_CONFIG.text_config.rope_parameters.rope_theta, sets: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--seed' || a === '--vision-std' || a === '--text-std' || a === '--rope-theta') {
@@ -114,17 +117,34 @@ function parseArgs(argv: string[]): Options {
       else if (a === '--vision-std') o.visionStd = v;
       else if (a === '--text-std') o.textStd = v;
       else o.ropeTheta = v;
+    } else if (a === '--set') {
+      const m = /^([\w.]+)=(.+)$/.exec(argv[++i] ?? '');
+      if (!m) throw new Error(`--set: expected KEY.PATH=JSON, got ${argv[i]}`);
+      o.sets.push([m[1]!, JSON.parse(m[2]!)]);
     } else if (a.startsWith('-') || o.out) throw new Error(`unexpected argument ${a}`);
     else o.out = a;
   }
-  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]');
+  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X] [--set KEY.PATH=JSON]...');
   return o;
 }
 
+/** Sets obj.a.b.c = value for 'a.b.c'; every key but the last must already exist. */
+function setPath(obj: object, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let o = obj as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof o[p] !== 'object' || o[p] === null) throw new Error(`--set ${key}: the config has no object at ${p}`);
+    o = o[p] as Record<string, unknown>;
+  }
+  if (!(parts.at(-1)! in o)) throw new Error(`--set ${key}: the config has no key ${parts.at(-1)}`);
+  o[parts.at(-1)!] = value;
+}
+
 async function main(): Promise<void> {
-  const { out, seed, visionStd, textStd, ropeTheta } = parseArgs(process.argv.slice(2));
+  const { out, seed, visionStd, textStd, ropeTheta, sets } = parseArgs(process.argv.slice(2));
   const config = structuredClone(BUILTIN_CONFIG);
   config.text_config.rope_parameters.rope_theta = ropeTheta;
+  for (const [key, value] of sets) setPath(config, key, value);
   await initBackend({ quiet: true });
   const model = new Glm46VForConditionalGeneration(parseGlm4vConfig(config));
   model.initWeights({ std: textStd, seed });

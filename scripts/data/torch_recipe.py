@@ -3,7 +3,9 @@
 # warmup + cosine and clipping at 1.0; prints exact-match accuracy per question kind on the test rows (teacher-forced
 # argmax over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the
 # vision tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the
-# token's cell) to test the language model alone.
+# token's cell) to test the language model alone. --freeze_vision trains the text model alone on the tower's
+# random-init features; --vis_pos / --vis_blocks / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale
+# parts of the init before training (what the README's search tried).
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
@@ -20,9 +22,24 @@ p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n'
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
+p.add_argument('--post_norm', type=float, default=0.0, help='set the text layers\' post-sublayer norm weights to this at start')
+p.add_argument('--vis_scale', type=float, default=1.0, help='scale the vision merger\'s down_proj (so the image features) by this at start')
+p.add_argument('--vis_blocks', type=float, default=1.0, help='scale the vision blocks\' weight matrices by this at start')
+p.add_argument('--vis_merger', type=float, default=1.0, help='scale the vision merger\'s weight matrices by this at start')
+p.add_argument('--freeze_vision', action='store_true', help='train the text model alone')
+p.add_argument('--vis_pos', type=float, default=1.0, help='scale the vision position embedding by this at start')
+p.add_argument('--embed_scale', type=float, default=1.0, help='scale the token embeddings by this at start')
 a = p.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
 model = AutoModelForImageTextToText.from_pretrained(a.init, dtype=torch.float32)
+with torch.no_grad():
+    for n, w in model.named_parameters():
+        if a.post_norm and ('post_self_attn_layernorm' in n or 'post_mlp_layernorm' in n): w.fill_(a.post_norm)
+        if 'embed_tokens' in n: w.mul_(a.embed_scale)
+        if 'merger.down_proj' in n: w.mul_(a.vis_scale)
+        if 'visual.embeddings.position_embedding' in n: w.mul_(a.vis_pos)
+        if 'visual.blocks' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_blocks)
+        if 'visual.merger' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_merger)
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32); STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 cache = {}
 def patches(f):
@@ -71,7 +88,8 @@ def batch(rows):
     pv = [patches(r['image']) for r in rows]
     tt = (ids == 370).long()
     return dict(mm_token_type_ids=tt, input_ids=ids, attention_mask=am, labels=lab, pixel_values=torch.cat([x for x, _ in pv]), image_grid_thw=torch.tensor([g for _, g in pv]))
-opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, a.beta2), weight_decay=a.wd)
+if a.freeze_vision: model.model.visual.requires_grad_(False)
+opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=a.lr, betas=(0.9, a.beta2), weight_decay=a.wd)
 sched = lambda s: (s + 1) / a.warmup if s < a.warmup else 0.5 * (1 + math.cos(math.pi * (s - a.warmup) / max(1, a.steps - a.warmup)))
 lr_s = torch.optim.lr_scheduler.LambdaLR(opt, sched)
 rng = np.random.default_rng(a.seed)
@@ -93,9 +111,12 @@ def evaluate(rows_all=None):
                         kd = kinds.setdefault(rows[r].get('kind', '?'), [0, 0]); kd[0] += g; kd[1] += 1
                     else: j += 1
     model.train(); return f"{ok / n:.3f} " + ' '.join(f"{k}:{v[0]}/{v[1]}" for k, v in sorted(kinds.items()))
+with torch.no_grad():
+    b0 = batch(train[:8]); f0 = model.model.visual(b0['pixel_values'], grid_thw=b0['image_grid_thw']).pooler_output
+    print(f"image feature rms {f0.pow(2).mean().sqrt():.4f}, token embedding rms {model.model.language_model.embed_tokens.weight.pow(2).mean().sqrt():.4f}", flush=True)
 t0 = time.time(); order = []
 first_kind, first_n = (a.first.split('=')[0], int(a.first.split('=')[1])) if a.first else ('', 0)
-first_rows = [r for r in train if r['kind'] in first_kind.split(',')]
+first_rows = [r for r in train if r['kind'] in first_kind.split(',')] if a.first else []
 for step in range(a.steps):
     if step < first_n:
         rows = [first_rows[j] for j in rng.integers(0, len(first_rows), a.batch)]
