@@ -120,7 +120,11 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--set') {
       const m = /^([\w.]+)=(.+)$/.exec(argv[++i] ?? '');
       if (!m) throw new Error(`--set: expected KEY.PATH=JSON, got ${argv[i]}`);
-      o.sets.push([m[1]!, JSON.parse(m[2]!)]);
+      try {
+        o.sets.push([m[1]!, JSON.parse(m[2]!)]);
+      } catch {
+        throw new Error(`--set ${m[1]}: the value is not JSON: ${m[2]}`);
+      }
     } else if (a.startsWith('-') || o.out) throw new Error(`unexpected argument ${a}`);
     else o.out = a;
   }
