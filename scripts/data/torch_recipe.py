@@ -4,7 +4,7 @@
 # argmax over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the
 # vision tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the
 # token's cell) to test the language model alone. --freeze_vision trains the text model alone on the tower's
-# random-init features; --vis_pos / --vis_blocks / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale
+# random-init features, --vision_lr F trains the tower at F x the lr; --vis_pos / --vis_blocks / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale
 # parts of the init before training (what the README's search tried).
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
@@ -27,6 +27,7 @@ p.add_argument('--vis_scale', type=float, default=1.0, help='scale the vision me
 p.add_argument('--vis_blocks', type=float, default=1.0, help='scale the vision blocks\' weight matrices by this at start')
 p.add_argument('--vis_merger', type=float, default=1.0, help='scale the vision merger\'s weight matrices by this at start')
 p.add_argument('--freeze_vision', action='store_true', help='train the text model alone')
+p.add_argument('--vision_lr', type=float, default=1.0, help='the vision tower\'s learning rate as a fraction of --lr')
 p.add_argument('--vis_pos', type=float, default=1.0, help='scale the vision position embedding by this at start')
 p.add_argument('--embed_scale', type=float, default=1.0, help='scale the token embeddings by this at start')
 a = p.parse_args()
@@ -89,7 +90,10 @@ def batch(rows):
     tt = (ids == 370).long()
     return dict(mm_token_type_ids=tt, input_ids=ids, attention_mask=am, labels=lab, pixel_values=torch.cat([x for x, _ in pv]), image_grid_thw=torch.tensor([g for _, g in pv]))
 if a.freeze_vision: model.model.visual.requires_grad_(False)
-opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=a.lr, betas=(0.9, a.beta2), weight_decay=a.wd)
+vis = [w for w in model.model.visual.parameters() if w.requires_grad]; vis_ids = {id(w) for w in vis}
+groups = [{'params': [w for w in model.parameters() if w.requires_grad and id(w) not in vis_ids]}]
+if vis: groups.append({'params': vis, 'lr': a.lr * a.vision_lr})
+opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, a.beta2), weight_decay=a.wd)
 sched = lambda s: (s + 1) / a.warmup if s < a.warmup else 0.5 * (1 + math.cos(math.pi * (s - a.warmup) / max(1, a.steps - a.warmup)))
 lr_s = torch.optim.lr_scheduler.LambdaLR(opt, sched)
 rng = np.random.default_rng(a.seed)
