@@ -4,8 +4,8 @@
 # argmax over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the
 # vision tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the
 # token's cell) to test the language model alone. --freeze_vision trains the text model alone on the tower's
-# random-init features, --vision_lr F trains the tower at F x the lr; --vis_pos / --vis_blocks / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale
-# parts of the init before training (what the README's search tried).
+# random-init features; --vision_lr F trains the tower at F x the lr; --vis_pos / --vis_blocks / --vis_merger /
+# --vis_scale / --embed_scale / --post_norm rescale parts of the init before training (what the README's search tried).
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
