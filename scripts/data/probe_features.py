@@ -3,24 +3,18 @@
 # question needs. Tokens holding a shape are found from the pixels (a 28 px cell per merged token); the shape from how
 # much of its bounding box it fills. Two thirds of the tokens train the probe, the rest are held out.
 #   python scripts/data/probe_features.py MODEL_DIR DATA_DIR [--images 600]
-# (DATA_DIR from make_shapes.ts; the same patch layout as torch_recipe.py)
+# (DATA_DIR from make_shapes.ts; pixel values from shapes_patches.py, as torch_recipe.py)
 import argparse, json
 import numpy as np, torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText
+from shapes_patches import patches
 p = argparse.ArgumentParser()
 p.add_argument('model'); p.add_argument('data'); p.add_argument('--images', type=int, default=600)
 a = p.parse_args()
 torch.manual_seed(0)
 model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=torch.float32)
-MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32); STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 BACKGROUND = np.array([123, 117, 104])
-def patches(f):
-    x = (np.asarray(Image.open(f).convert('RGB'), np.float32) / 255 - MEAN) / STD
-    H, W, _ = x.shape; P, m = 14, 2; gh, gw = H // P, W // P
-    x = np.stack([x.transpose(2, 0, 1)] * 2)
-    x = x.reshape(2, 3, gh // m, m, P, gw // m, m, P).transpose(2, 5, 3, 6, 1, 0, 4, 7).reshape(gh * gw, 3 * 2 * P * P)
-    return torch.from_numpy(np.ascontiguousarray(x)), [1, gh, gw]
 X, shape, right, bottom = [], [], [], []
 for line in list(open(f'{a.data}/train.jsonl'))[:a.images]:
     f = f"{a.data}/{json.loads(line)['messages'][0]['content'][0]['image']}"

@@ -10,8 +10,8 @@
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
 import numpy as np, torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText
+from shapes_patches import MEAN, STD, patches as image_patches
 p = argparse.ArgumentParser()
 p.add_argument('--init', required=True); p.add_argument('--data', required=True)
 p.add_argument('--steps', type=int, default=300); p.add_argument('--batch', type=int, default=16)
@@ -41,16 +41,10 @@ with torch.no_grad():
         if 'visual.embeddings.position_embedding' in n: w.mul_(a.vis_pos)
         if 'visual.blocks' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_blocks)
         if 'visual.merger' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_merger)
-MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32); STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 cache = {}
 def patches(f):
-    if f in cache: return cache[f]
-    x = (np.asarray(Image.open(f).convert('RGB'), np.float32) / 255 - MEAN) / STD  # H W C
-    H, W, _ = x.shape; P, m = 14, 2; gh, gw = H // P, W // P
-    x = x.transpose(2, 0, 1)  # C H W
-    x = np.stack([x, x])  # T C H W
-    x = x.reshape(2, 3, gh // m, m, P, gw // m, m, P).transpose(2, 5, 3, 6, 1, 0, 4, 7).reshape(gh * gw, 3 * 2 * P * P)
-    cache[f] = (torch.from_numpy(np.ascontiguousarray(x)), [1, gh, gw]); return cache[f]
+    if f not in cache: cache[f] = image_patches(f)
+    return cache[f]
 if a.oracle:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
     g = torch.Generator().manual_seed(5); E_cls = torch.randn(16, 128, generator=g); E_pos = torch.randn(16, 128, generator=g)
