@@ -8,8 +8,9 @@ import { CliError, FlagSpec, parseArgs, Parsed } from './args';
 
 const USAGE = `usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR [--eval FILE.jsonl] [--epochs N] [--steps N]
          [--batch-size N] [--grad-accum N] [--lr X] [--weight-decay X] [--warmup N] [--clip X] [--seed S]
-         [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision] [--freeze-embeddings]
-         [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume] [--first-data FILE.jsonl --first-steps N]
+         [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision [--train-vision-keys K,...]]
+         [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume]
+         [--first-data FILE.jsonl --first-steps N]
 
 Each JSONL line: {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text",
 "text": "..."}]}, {"role": "assistant", "content": "..."}]} (image paths relative to the file). Only the assistant's
@@ -36,6 +37,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lora-dropout': { type: 'number', help: 'dropout on the adapter input (default 0)' },
   'lora-targets': { type: 'string', help: 'comma-separated Linear names to adapt (default q_proj,v_proj)' },
   'freeze-vision': { type: 'boolean', help: 'do not train the vision tower (model.visual.*)' },
+  'train-vision-keys': { type: 'string', help: 'with --freeze-vision: comma-separated parts of vision weight keys that still train (e.g. position_embedding)' },
   'freeze-embeddings': { type: 'boolean', help: 'do not train the token embeddings' },
   'max-length': { type: 'number', help: 'longest example in tokens, image tokens included' },
   'on-too-long': { type: 'string', help: "what to do with a longer example: 'skip' (default, counted) or 'error'" },
@@ -105,6 +107,12 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
   if (epochs !== undefined) train.epochs = epochs;
   if (steps !== undefined) train.steps = steps;
   if (shard !== undefined) train.shardBytes = shard;
+  if (a['train-vision-keys'] !== undefined) {
+    if (!a['freeze-vision']) throw new CliError('--train-vision-keys needs --freeze-vision');
+    const keys = (a['train-vision-keys'] as string).split(',').map((t) => t.trim()).filter(Boolean);
+    if (keys.length === 0) throw new CliError('--train-vision-keys names no key');
+    train.trainVisionKeys = keys;
+  }
   if (rank !== undefined) {
     const targets = ((a['lora-targets'] as string | undefined) ?? 'q_proj,v_proj').split(',').map((t) => t.trim()).filter(Boolean);
     if (targets.length === 0) throw new CliError('--lora-targets names no layer');

@@ -48,6 +48,8 @@ export interface TrainOptions {
   seed?: number;
   lora?: LoraConfig;
   freezeVision?: boolean;
+  /** with freezeVision: vision weights whose checkpoint key contains one of these still train (e.g. 'position_embedding') */
+  trainVisionKeys?: string[];
   freezeEmbeddings?: boolean;
   /** evaluate on the held-out data every N steps (and at the end); 0 = only at the end */
   evalEvery?: number;
@@ -86,15 +88,22 @@ export interface TrainResult {
 
 /**
  * The parameters that train, keyed by checkpoint key: the LoRA adapters when `lora` is set (applied here), else every
- * parameter but the vision tower (freezeVision) and the token embeddings (freezeEmbeddings).
+ * parameter but the vision tower (freezeVision, except the keys matching trainVisionKeys) and the token embeddings
+ * (freezeEmbeddings).
  */
-export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pick<TrainOptions, 'lora' | 'freezeVision' | 'freezeEmbeddings' | 'seed'>): Map<string, tf.Variable> {
+export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pick<TrainOptions, 'lora' | 'freezeVision' | 'trainVisionKeys' | 'freezeEmbeddings' | 'seed'>): Map<string, tf.Variable> {
   if (opts.lora) {
     applyLora(model, { ...opts.lora, seed: opts.seed ?? 0 });
     return loraParameters(model);
   }
-  return new Map([...model.namedParameters()].filter(([k]) =>
-    !(opts.freezeVision && k.startsWith('model.visual.')) && !(opts.freezeEmbeddings && k === 'model.language_model.embed_tokens.weight')));
+  const params = [...model.namedParameters()];
+  const keep = opts.trainVisionKeys ?? [];
+  if (keep.length && !opts.freezeVision) throw new Error('trainVisionKeys needs freezeVision');
+  for (const k of keep) {
+    if (!params.some(([key]) => key.startsWith('model.visual.') && key.includes(k))) throw new Error(`trainVisionKeys: no vision weight key contains '${k}'`);
+  }
+  const frozenVision = (k: string) => opts.freezeVision && k.startsWith('model.visual.') && !keep.some((s) => k.includes(s));
+  return new Map(params.filter(([k]) => !frozenVision(k) && !(opts.freezeEmbeddings && k === 'model.language_model.embed_tokens.weight')));
 }
 
 /** Shifted labels counted by the loss (the weight of a batch in the eval mean). */
@@ -150,6 +159,7 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
     examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
     warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
     freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
+    ...(o.trainVisionKeys?.length ? { train_vision_keys: o.trainVisionKeys } : {}),
     ...(firstSteps ? { first_steps: firstSteps, first_examples: firstN } : {}),
   };
   fs.mkdirSync(o.outDir, { recursive: true });

@@ -27,6 +27,7 @@ p.add_argument('--vis_scale', type=float, default=1.0, help='scale the vision me
 p.add_argument('--vis_blocks', type=float, default=1.0, help='scale the vision blocks\' weight matrices by this at start')
 p.add_argument('--vis_merger', type=float, default=1.0, help='scale the vision merger\'s weight matrices by this at start')
 p.add_argument('--freeze_vision', action='store_true', help='train the text model alone')
+p.add_argument('--train_vision', default='', help='with --freeze_vision: comma-separated substrings of vision parameter names that still train')
 p.add_argument('--vision_lr', type=float, default=1.0, help='the vision tower\'s learning rate as a fraction of --lr')
 p.add_argument('--vis_pos', type=float, default=1.0, help='scale the vision position embedding by this at start')
 p.add_argument('--embed_scale', type=float, default=1.0, help='scale the token embeddings by this at start')
@@ -83,7 +84,9 @@ def batch(rows):
     pv = [patches(r['image']) for r in rows]
     tt = (ids == 370).long()
     return dict(mm_token_type_ids=tt, input_ids=ids, attention_mask=am, labels=lab, pixel_values=torch.cat([x for x, _ in pv]), image_grid_thw=torch.tensor([g for _, g in pv]))
-if a.freeze_vision: model.model.visual.requires_grad_(False)
+if a.freeze_vision:
+    for n, w in model.model.visual.named_parameters(): w.requires_grad_(any(k in n for k in a.train_vision.split(',') if k))
+    print('vision trainable:', [n for n, w in model.model.visual.named_parameters() if w.requires_grad], flush=True)
 vis = [w for w in model.model.visual.parameters() if w.requires_grad]; vis_ids = {id(w) for w in vis}
 groups = [{'params': [w for w in model.parameters() if w.requires_grad and id(w) not in vis_ids]}]
 if vis: groups.append({'params': vis, 'lr': a.lr * a.vision_lr})

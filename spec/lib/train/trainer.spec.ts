@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
 import { ChatDataset } from '../../../lib/train/data';
 import { listCheckpoints } from '../../../lib/train/resume';
-import { Progress, train, TrainOptions } from '../../../lib/train/trainer';
+import { prepareTrainable, Progress, train, TrainOptions } from '../../../lib/train/trainer';
 import { loadModel } from '../../../models/glm4v/auto';
 import { fixturePath } from '../../helpers/fixtures';
 
@@ -67,6 +67,19 @@ describe('train (the fine-tuning loop)', () => {
     }
     base.dispose();
     tuned.dispose();
+  });
+
+  it('trainVisionKeys: under freezeVision the named vision weights train, the rest of the tower does not', () => {
+    const model = loadModel(TINY_A);
+    try {
+      const all = [...model.namedParameters().keys()];
+      const keys = [...prepareTrainable(model, { freezeVision: true, trainVisionKeys: ['position_embedding'] }).keys()];
+      expect(keys.filter((k) => k.startsWith('model.visual.'))).to.deep.equal(['model.visual.embeddings.position_embedding.weight']);
+      expect(keys.filter((k) => !k.startsWith('model.visual.'))).to.deep.equal(all.filter((k) => !k.startsWith('model.visual.')));
+      expect(() => prepareTrainable(model, { trainVisionKeys: ['position_embedding'] })).to.throw('trainVisionKeys needs freezeVision');
+    } finally {
+      model.dispose();
+    }
   });
 
   it('a curriculum: the first steps draw from their own data, then the run continues as a plain one under the same schedule', async () => {
