@@ -9,7 +9,7 @@ import { CliError, FlagSpec, parseArgs, Parsed } from './args';
 const USAGE = `usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR [--eval FILE.jsonl] [--epochs N] [--steps N]
          [--batch-size N] [--grad-accum N] [--lr X] [--weight-decay X] [--warmup N] [--clip X] [--seed S]
          [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision [--train-vision-keys K,...]]
-         [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume]
+         [--vision-lr-scale F] [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume]
          [--first-data FILE.jsonl --first-steps N]
 
 Each JSONL line: {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text",
@@ -37,6 +37,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'lora-dropout': { type: 'number', help: 'dropout on the adapter input (default 0)' },
   'lora-targets': { type: 'string', help: 'comma-separated Linear names to adapt (default q_proj,v_proj)' },
   'freeze-vision': { type: 'boolean', help: 'do not train the vision tower (model.visual.*)' },
+  'vision-lr-scale': { type: 'number', help: 'the vision tower\'s learning rate as a fraction of --lr (default 1)' },
   'train-vision-keys': { type: 'string', help: 'with --freeze-vision: comma-separated parts of vision weight keys that still train (e.g. position_embedding)' },
   'freeze-embeddings': { type: 'boolean', help: 'do not train the token embeddings' },
   'max-length': { type: 'number', help: 'longest example in tokens, image tokens included' },
@@ -97,6 +98,7 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
     gradAccum: int(a, 'grad-accum', 1) ?? 1,
     freezeVision: !!a['freeze-vision'],
     freezeEmbeddings: !!a['freeze-embeddings'],
+    visionLrScale: num(a, 'vision-lr-scale', 0) ?? 1,
     evalEvery: int(a, 'eval-every', 1) ?? 0,
     saveEvery: int(a, 'save-every', 1) ?? 0,
     resume: !!a.resume,

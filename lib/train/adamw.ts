@@ -9,6 +9,8 @@ export interface ParamGroup {
   /** checkpoint keys of the parameters in this group */
   keys: string[];
   weightDecay: number;
+  /** this group's learning rate as a fraction of the optimizer's (torch: a group `lr` of lrScale x lr); default 1 */
+  lrScale?: number;
 }
 
 export interface AdamWOptions {
@@ -33,11 +35,20 @@ export function paramGroups(params: Map<string, tf.Variable>, weightDecay: numbe
   return [{ keys: decay, weightDecay }, { keys: noDecay, weightDecay: 0 }].filter((g) => g.keys.length > 0);
 }
 
+/** Splits every group in two: the keys `match` picks get `lrScale`, the others keep theirs (empty groups dropped). */
+export function scaleGroups(groups: ParamGroup[], match: (key: string) => boolean, lrScale: number): ParamGroup[] {
+  return groups.flatMap((g) => [
+    { ...g, keys: g.keys.filter((k) => !match(k)) },
+    { ...g, keys: g.keys.filter(match), lrScale },
+  ]).filter((g) => g.keys.length > 0);
+}
+
 export class AdamW {
   lr: number;
   readonly betas: [number, number];
   readonly eps: number;
   private readonly decayOf = new Map<string, number>();
+  private readonly lrScaleOf = new Map<string, number>();
   private readonly state = new Map<string, Moments>();
 
   constructor(
@@ -53,6 +64,7 @@ export class AdamW {
         if (!params.has(k)) throw new Error(`AdamW: parameter group names '${k}', which is not a trainable parameter`);
         if (this.decayOf.has(k)) throw new Error(`AdamW: '${k}' is in more than one parameter group`);
         this.decayOf.set(k, g.weightDecay);
+        this.lrScaleOf.set(k, g.lrScale ?? 1);
       }
     }
     const ungrouped = [...params.keys()].filter((k) => !this.decayOf.has(k));
@@ -94,11 +106,12 @@ export class AdamW {
       const s = this.moments(key, p);
       s.step += 1;
       const wd = this.decayOf.get(key)!;
+      const lr = this.lr * this.lrScaleOf.get(key)!;
       // Python floats in torch: the bias corrections are computed in double and enter the kernels as scalars.
-      const stepSize = this.lr / (1 - b1 ** s.step);
+      const stepSize = lr / (1 - b1 ** s.step);
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
       tf.tidy(() => {
-        const decayed = wd !== 0 ? tf.mul(p, c(1 - this.lr * wd)) : p;
+        const decayed = wd !== 0 ? tf.mul(p, c(1 - lr * wd)) : p;
         // torch's lerp for weight < 0.5: self + weight * (end - self)
         const m = tf.add(s.expAvg, tf.mul(tf.sub(g, s.expAvg), c(1 - b1)));
         const v = tf.add(tf.mul(s.expAvgSq, c(b2)), tf.mul(tf.mul(g, c(1 - b2)), g));

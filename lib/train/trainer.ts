@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import { saveCheckpoint } from '../save';
-import { AdamW, paramGroups } from './adamw';
+import { AdamW, paramGroups, scaleGroups } from './adamw';
 import { ChatDataset, Example, LoadedData } from './data';
 import { applyLora, loraParameters, setLoraTraining } from './lora';
 import { writeLossPlot } from './plot';
@@ -48,6 +48,8 @@ export interface TrainOptions {
   seed?: number;
   lora?: LoraConfig;
   freezeVision?: boolean;
+  /** the vision tower's learning rate as a fraction of lr (default 1) */
+  visionLrScale?: number;
   /** with freezeVision: vision weights whose checkpoint key contains one of these still train (e.g. 'position_embedding') */
   trainVisionKeys?: string[];
   freezeEmbeddings?: boolean;
@@ -154,12 +156,16 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   const schedule = cosineWithWarmup({ warmupSteps: o.warmupSteps ?? 0, totalSteps });
   const trainable = prepareTrainable(model, o);
   if (trainable.size === 0) throw new Error('nothing to train: every parameter is frozen');
-  const optimizer = new AdamW(trainable, paramGroups(trainable, o.weightDecay ?? 0), { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
+  const visionLrScale = o.visionLrScale ?? 1;
+  let groups = paramGroups(trainable, o.weightDecay ?? 0);
+  if (visionLrScale !== 1) groups = scaleGroups(groups, (k) => k.startsWith('model.visual.'), visionLrScale);
+  const optimizer = new AdamW(trainable, groups, { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
   const fingerprint = {
     examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
     warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
     freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
     ...(o.trainVisionKeys?.length ? { train_vision_keys: o.trainVisionKeys } : {}),
+    ...(visionLrScale !== 1 ? { vision_lr_scale: visionLrScale } : {}),
     ...(firstSteps ? { first_steps: firstSteps, first_examples: firstN } : {}),
   };
   fs.mkdirSync(o.outDir, { recursive: true });

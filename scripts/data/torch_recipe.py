@@ -19,12 +19,14 @@ p.add_argument('--lr', type=float, default=2e-3); p.add_argument('--warmup', typ
 p.add_argument('--wd', type=float, default=0.0); p.add_argument('--eval_every', type=int, default=100)
 p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=0)
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
+p.add_argument('--oracle_pos', type=float, default=1.0, help='with --oracle: scale of the cell embedding in the features (0: none)')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
 p.add_argument('--post_norm', type=float, default=0.0, help='set the text layers\' post-sublayer norm weights to this at start')
 p.add_argument('--vis_scale', type=float, default=1.0, help='scale the vision merger\'s down_proj (so the image features) by this at start')
 p.add_argument('--vis_blocks', type=float, default=1.0, help='scale the vision blocks\' weight matrices by this at start')
+p.add_argument('--vis_attn', type=float, default=1.0, help='scale the vision blocks\' attention output projections by this at start (0: the tower sees each patch alone)')
 p.add_argument('--vis_merger', type=float, default=1.0, help='scale the vision merger\'s weight matrices by this at start')
 p.add_argument('--freeze_vision', action='store_true', help='train the text model alone')
 p.add_argument('--train_vision', default='', help='with --freeze_vision: comma-separated substrings of vision parameter names that still train')
@@ -41,6 +43,7 @@ with torch.no_grad():
         if 'merger.down_proj' in n: w.mul_(a.vis_scale)
         if 'visual.embeddings.position_embedding' in n: w.mul_(a.vis_pos)
         if 'visual.blocks' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_blocks)
+        if 'visual.blocks' in n and 'attn.proj' in n: w.mul_(a.vis_attn)
         if 'visual.merger' in n and 'norm' not in n and 'bias' not in n: w.mul_(a.vis_merger)
 cache = {}
 def patches(f):
@@ -63,7 +66,7 @@ if a.oracle:
         cid = ((col[:, None, :] - RGBn[None]) ** 2).sum(-1).argmin(1)
         cls = torch.where(fill < 50, 15, shape * 5 + cid)
         pos = torch.arange(x.shape[0]) % 16
-        return BaseModelOutputWithPooling(pooler_output=E_cls[cls] + E_pos[pos])
+        return BaseModelOutputWithPooling(pooler_output=E_cls[cls] + a.oracle_pos * E_pos[pos])
     model.model.visual.forward = oracle
 train = json.load(open(a.data + '/tok_train.json')); test = json.load(open(a.data + '/tok_test.json'))
 if a.train_n: train = train[:a.train_n]

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, paramGroups } from '../../../lib/train/adamw';
+import { AdamW, paramGroups, scaleGroups } from '../../../lib/train/adamw';
 import { clipGradNorm } from '../../../lib/train/clip';
 import { cosineWithWarmup } from '../../../lib/train/schedule';
 import { microBatchGrads } from '../../../lib/train/step';
@@ -114,6 +114,26 @@ describe('AdamW', () => {
     expect(paramGroups(params, 0.1)).to.deep.equal([{ keys: ['w'], weightDecay: 0.1 }, { keys: ['b'], weightDecay: 0 }]);
     expect(paramGroups(params, 0.1, true)).to.deep.equal([{ keys: ['w', 'b'], weightDecay: 0.1 }]);
     tf.dispose([...params.values()]);
+  });
+
+  it('a group with lrScale steps as an optimizer at lrScale x lr (weight decay included); scaleGroups splits groups', async () => {
+    const scaled = make([[0.5, -1, 2], [1, 1, 1]]), alone = make([[0.5, -1, 2], [1, 1, 1]]);
+    const groups = scaleGroups(paramGroups(scaled, 0.1, true), (k) => k === 'p1', 0.25);
+    expect(groups).to.deep.equal([{ keys: ['p0'], weightDecay: 0.1 }, { keys: ['p1'], weightDecay: 0.1, lrScale: 0.25 }]);
+    const a = new AdamW(scaled, groups, { lr: 0.05 });
+    const b0 = new AdamW(new Map([['p0', alone.get('p0')!]]), [{ keys: ['p0'], weightDecay: 0.1 }], { lr: 0.05 });
+    const b1 = new AdamW(new Map([['p1', alone.get('p1')!]]), [{ keys: ['p1'], weightDecay: 0.1 }], { lr: 0.0125 });
+    for (let k = 0; k < 4; k++) {
+      const g = new Map([['p0', tf.tensor([k, -1, 0.5], [3, 1])], ['p1', tf.tensor([1, k, -2], [3, 1])]]);
+      a.step(g);
+      b0.step(new Map([['p0', g.get('p0')!]]));
+      b1.step(new Map([['p1', g.get('p1')!]]));
+      tf.dispose([...g.values()]);
+    }
+    for (const k of ['p0', 'p1'] as const) expect(Array.from(await scaled.get(k)!.data()), k).to.deep.equal(Array.from(await alone.get(k)!.data()));
+    expect(Array.from(await scaled.get('p1')!.data())).to.not.deep.equal(Array.from(await scaled.get('p0')!.data()));
+    [a, b0, b1].forEach((o) => o.dispose());
+    tf.dispose([...scaled.values(), ...alone.values()]);
   });
 
   it('saved and reloaded state continues exactly as the optimizer that never stopped, and owns no extra tensors', async () => {
