@@ -3,9 +3,11 @@
 # warmup + cosine and clipping at 1.0; prints exact-match accuracy per question kind on the test rows (teacher-forced
 # argmax over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the
 # vision tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the
-# token's cell) to test the language model alone. --freeze_vision trains the text model alone on the tower's
-# random-init features; --vision_lr F trains the tower at F x the lr; --vis_pos / --vis_blocks / --vis_merger /
-# --vis_scale / --embed_scale / --post_norm rescale parts of the init before training (what the README's search tried).
+# token's cell, times --oracle_pos) to test the language model alone. --freeze_vision trains the text model alone on the tower's
+# random-init features (--train_vision K,... keeps the named tower weights training); --vision_lr F trains the tower at
+# F x the lr; --freeze_keys K,... freezes any named weights; --vis_pos / --vis_blocks / --vis_attn / --vis_merger /
+# --vis_scale / --embed_scale / --post_norm rescale parts of the init before training (what the README's search tried);
+# --init can be a trained model (a second stage) and --save DIR writes the result.
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
@@ -17,7 +19,7 @@ p.add_argument('--init', required=True); p.add_argument('--data', required=True)
 p.add_argument('--steps', type=int, default=300); p.add_argument('--batch', type=int, default=16)
 p.add_argument('--lr', type=float, default=2e-3); p.add_argument('--warmup', type=int, default=30)
 p.add_argument('--wd', type=float, default=0.0); p.add_argument('--eval_every', type=int, default=100)
-p.add_argument('--threads', type=int, default=1); p.add_argument('--seed', type=int, default=0)
+p.add_argument('--threads', type=int, default=1); p.add_argument('--print_every', type=int, default=25); p.add_argument('--seed', type=int, default=0)
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--oracle_pos', type=float, default=1.0, help='with --oracle: scale of the cell embedding in the features (0: none)')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
@@ -29,6 +31,8 @@ p.add_argument('--vis_blocks', type=float, default=1.0, help='scale the vision b
 p.add_argument('--vis_attn', type=float, default=1.0, help='scale the vision blocks\' attention output projections by this at start (0: the tower sees each patch alone)')
 p.add_argument('--vis_merger', type=float, default=1.0, help='scale the vision merger\'s weight matrices by this at start')
 p.add_argument('--freeze_vision', action='store_true', help='train the text model alone')
+p.add_argument('--save', default='', help='save the trained model here (Hugging Face layout) at the end')
+p.add_argument('--freeze_keys', default='', help='comma-separated substrings of parameter names that do not train')
 p.add_argument('--train_vision', default='', help='with --freeze_vision: comma-separated substrings of vision parameter names that still train')
 p.add_argument('--vision_lr', type=float, default=1.0, help='the vision tower\'s learning rate as a fraction of --lr')
 p.add_argument('--vis_pos', type=float, default=1.0, help='scale the vision position embedding by this at start')
@@ -90,6 +94,8 @@ def batch(rows):
 if a.freeze_vision:
     for n, w in model.model.visual.named_parameters(): w.requires_grad_(any(k in n for k in a.train_vision.split(',') if k))
     print('vision trainable:', [n for n, w in model.model.visual.named_parameters() if w.requires_grad], flush=True)
+for n, w in model.named_parameters():
+    if any(k in n for k in a.freeze_keys.split(',') if k): w.requires_grad_(False)
 vis = [w for w in model.model.visual.parameters() if w.requires_grad]; vis_ids = {id(w) for w in vis}
 groups = [{'params': [w for w in model.parameters() if w.requires_grad and id(w) not in vis_ids]}]
 if vis: groups.append({'params': vis, 'lr': a.lr * a.vision_lr})
@@ -128,7 +134,8 @@ for step in range(a.steps):
         if len(order) < a.batch: order += list(rng.permutation(len(train)))
         rows = [train[j] for j in order[:a.batch]]; order = order[a.batch:]
     out = model(**batch(rows)); out.loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step(); opt.zero_grad(); lr_s.step()
-    if (step + 1) % 25 == 0: print(f'step {step+1} loss {out.loss.item():.4f} {(time.time()-t0)/(step+1):.3f}s/step', flush=True)
+    if (step + 1) % a.print_every == 0: print(f'step {step+1} loss {out.loss.item():.4f} grad_norm {gn.item():.3f} {(time.time()-t0)/(step+1):.3f}s/step', flush=True)
     if (step + 1) % a.eval_every == 0 or step + 1 == a.steps: print(f'step {step+1} acc {evaluate()} train_acc {evaluate(train[:200])}', flush=True)
+if a.save: model.save_pretrained(a.save)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The built-in model's whole recipe: dataset, random init, `glm46v finetune` on CPU, held-out accuracy, and (only
-# when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
+# The built-in model's whole recipe: dataset, random init, `glm46v finetune` on CPU in two stages, held-out accuracy,
+# and (only when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
 #   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, FIRST_STEPS, BATCH, LR, TRAIN, TURNS,
-#                                            # TEXT_STD, ROPE_THETA, FREEZE_VISION override the recipe
+#                                            # TEXT_STD, ROPE_THETA, FREEZE_VISION, STAGE2_* override the recipe
+#   STAGE1=assets/model scripts/data/train_builtin.sh   # stage 2 only, from that stage-1 model (the dataset is rebuilt)
 # Runs on the wasm backend; GLM46V_WASM_THREADS=2 uses two threads where the cores are free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,29 +30,46 @@ TEXT_STD=${TEXT_STD:-0.1}
 # The text model's M-RoPE: at 10000 its width section turns by < 0.01 rad across the 4 image columns; at 10 by ~0.5.
 ROPE_THETA=${ROPE_THETA:-10}
 MIN_ACCURACY=${MIN_ACCURACY:-95}
+# Stage 2: everything trains, from the stage-1 model, at a tenth of the lr and the vision tower at 0.3x of that. Once
+# the text model reads the frozen features, the tower can sharpen the one thing they hold weakly (which of two shapes
+# is the circle) without the collapse it goes through when trained from the start.
+STAGE1=${STAGE1:-}
+STAGE2_STEPS=${STAGE2_STEPS:-2000}
+STAGE2_LR=${STAGE2_LR:-1e-4}
+STAGE2_VISION_LR_SCALE=${STAGE2_VISION_LR_SCALE:-0.3}
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
 start=$(date +%s)
 
 npx tsx scripts/data/make_shapes.ts "$WORK/data" --train "$TRAIN" --test 200 --turns "$TURNS"
-extra=()
-if [ "$FIRST_STEPS" -gt 0 ]; then
-  grep '"text":"Which shape' "$WORK/data/train.jsonl" > "$WORK/data/train_shape.jsonl"
-  extra+=(--first-data "$WORK/data/train_shape.jsonl" --first-steps "$FIRST_STEPS")
+if [ -z "$STAGE1" ]; then
+  extra=()
+  if [ "$FIRST_STEPS" -gt 0 ]; then
+    grep '"text":"Which shape' "$WORK/data/train.jsonl" > "$WORK/data/train_shape.jsonl"
+    extra+=(--first-data "$WORK/data/train_shape.jsonl" --first-steps "$FIRST_STEPS")
+  fi
+  [ "$FREEZE_VISION" = 1 ] && extra+=(--freeze-vision)
+  npx tsx scripts/data/init_builtin.ts "$WORK/init" --seed "$SEED" --text-std "$TEXT_STD" --rope-theta "$ROPE_THETA"
+  node bin/glm46v.js finetune --model "$WORK/init" --data "$WORK/data/train.jsonl" --out "$WORK/run" "${extra[@]}" \
+    --steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --warmup "$WARMUP" --seed 42 --save-every 500 2> "$WORK/finetune.log"
+  STAGE1="$WORK/run/final"
 fi
-[ "$FREEZE_VISION" = 1 ] && extra+=(--freeze-vision)
-npx tsx scripts/data/init_builtin.ts "$WORK/init" --seed "$SEED" --text-std "$TEXT_STD" --rope-theta "$ROPE_THETA"
-node bin/glm46v.js finetune --model "$WORK/init" --data "$WORK/data/train.jsonl" --out "$WORK/run" "${extra[@]}" \
-  --steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --warmup "$WARMUP" --seed 42 --save-every 500 2> "$WORK/finetune.log"
+final="$STAGE1"
+if [ "$STAGE2_STEPS" -gt 0 ]; then
+  node bin/glm46v.js finetune --model "$STAGE1" --data "$WORK/data/train.jsonl" --out "$WORK/run2" \
+    --steps "$STAGE2_STEPS" --batch-size "$BATCH" --lr "$STAGE2_LR" --vision-lr-scale "$STAGE2_VISION_LR_SCALE" \
+    --warmup "$WARMUP" --seed 43 --save-every 500 2> "$WORK/finetune2.log"
+  final="$WORK/run2/final"
+fi
 trained=$(( $(date +%s) - start ))
 echo "train_builtin: dataset + init + finetune took ${trained}s"
 
-npx tsx scripts/data/eval.ts --model "$WORK/run/final" --data "$WORK/data/test.jsonl" | tee "$WORK/eval.txt"
+npx tsx scripts/data/eval.ts --model "$final" --data "$WORK/data/test.jsonl" | tee "$WORK/eval.txt"
 pct=$(sed -n 's/^accuracy: .* = \([0-9.]*\)%$/\1/p' "$WORK/eval.txt")
 if awk -v p="$pct" -v m="$MIN_ACCURACY" 'BEGIN { exit !(p >= m) }'; then
-  cp "$WORK/run/final"/* assets/model/
-  echo "train_builtin: ${pct}% >= ${MIN_ACCURACY}%: copied $WORK/run/final into assets/model/"
+  [ "$(realpath "$final")" = "$(realpath assets/model)" ] || cp "$final"/* assets/model/
+  echo "train_builtin: ${pct}% >= ${MIN_ACCURACY}%: copied $final into assets/model/"
 else
   echo "train_builtin: ${pct}% < ${MIN_ACCURACY}%: assets/model/ left unchanged" >&2
   exit 1
