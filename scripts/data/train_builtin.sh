@@ -30,11 +30,12 @@ TEXT_STD=${TEXT_STD:-0.1}
 # The text model's M-RoPE: at 10000 its width section turns by < 0.01 rad across the 4 image columns; at 10 by ~0.5.
 ROPE_THETA=${ROPE_THETA:-10}
 MIN_ACCURACY=${MIN_ACCURACY:-95}
-# Stage 2: everything trains, from the stage-1 model, at a tenth of the lr and the vision tower at 0.3x of that. Once
-# the text model reads the frozen features, the tower can sharpen the one thing they hold weakly (which of two shapes
-# is the circle) without the collapse it goes through when trained from the start.
+# Then rounds of a second stage: everything trains, each round from the previous model under its own warmup + cosine
+# schedule, at a tenth of the lr and the vision tower at 0.3x of that. Once the text model reads the frozen features,
+# the tower can sharpen the one thing they hold weakly (which of two shapes is the circle) without the collapse it
+# goes through when trained from the start. STAGE2_STEPS lists the rounds' steps ("" = no second stage).
 STAGE1=${STAGE1:-}
-STAGE2_STEPS=${STAGE2_STEPS:-2000}
+STAGE2_STEPS=${STAGE2_STEPS-2000 1500 1500}
 STAGE2_LR=${STAGE2_LR:-1e-4}
 STAGE2_VISION_LR_SCALE=${STAGE2_VISION_LR_SCALE:-0.3}
 
@@ -56,12 +57,14 @@ if [ -z "$STAGE1" ]; then
   STAGE1="$WORK/run/final"
 fi
 final="$STAGE1"
-if [ "$STAGE2_STEPS" -gt 0 ]; then
-  node bin/glm46v.js finetune --model "$STAGE1" --data "$WORK/data/train.jsonl" --out "$WORK/run2" \
-    --steps "$STAGE2_STEPS" --batch-size "$BATCH" --lr "$STAGE2_LR" --vision-lr-scale "$STAGE2_VISION_LR_SCALE" \
-    --warmup "$WARMUP" --seed 43 --save-every 500 2> "$WORK/finetune2.log"
-  final="$WORK/run2/final"
-fi
+round=0
+for steps in $STAGE2_STEPS; do
+  round=$((round + 1))
+  node bin/glm46v.js finetune --model "$final" --data "$WORK/data/train.jsonl" --out "$WORK/run2_$round" \
+    --steps "$steps" --batch-size "$BATCH" --lr "$STAGE2_LR" --vision-lr-scale "$STAGE2_VISION_LR_SCALE" \
+    --warmup "$WARMUP" --seed $((42 + round)) --save-every 500 2> "$WORK/finetune2_$round.log"
+  final="$WORK/run2_$round/final"
+done
 trained=$(( $(date +%s) - start ))
 echo "train_builtin: dataset + init + finetune took ${trained}s"
 
