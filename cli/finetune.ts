@@ -9,8 +9,8 @@ import { CliError, FlagSpec, parseArgs, Parsed } from './args';
 const USAGE = `usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR [--eval FILE.jsonl] [--epochs N] [--steps N]
          [--batch-size N] [--grad-accum N] [--lr X] [--weight-decay X] [--warmup N] [--clip X] [--seed S]
          [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision [--train-vision-keys K,...]]
-         [--vision-lr-scale F] [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N] [--resume]
-         [--first-data FILE.jsonl --first-steps N]
+         [--vision-lr-scale F] [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N]
+         [--resume] [--first-data FILE.jsonl --first-steps N]
 
 Each JSONL line: {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text",
 "text": "..."}]}, {"role": "assistant", "content": "..."}]} (image paths relative to the file). Only the assistant's
@@ -98,7 +98,7 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
     gradAccum: int(a, 'grad-accum', 1) ?? 1,
     freezeVision: !!a['freeze-vision'],
     freezeEmbeddings: !!a['freeze-embeddings'],
-    visionLrScale: num(a, 'vision-lr-scale', 0) ?? 1,
+    visionLrScale: num(a, 'vision-lr-scale', Number.MIN_VALUE) ?? 1,
     evalEvery: int(a, 'eval-every', 1) ?? 0,
     saveEvery: int(a, 'save-every', 1) ?? 0,
     resume: !!a.resume,

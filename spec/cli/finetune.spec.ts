@@ -84,6 +84,7 @@ describe('glm46v finetune', () => {
       [[...base('/tmp/x'), '--lora-alpha', '8'], /--lora-alpha needs --lora-rank/],
       [[...base('/tmp/x'), '--lora-rank', '2', '--lora-targets', 'nope'], /target 'nope' matches no Linear layer/],
       [[...base('/tmp/x'), '--first-steps', '2'], /--first-data and --first-steps go together/],
+      [[...base('/tmp/x'), '--vision-lr-scale', '0'], /--vision-lr-scale must be >= 5e-324, got 0/],
       [[...base('/tmp/x'), '--train-vision-keys', 'position_embedding'], /--train-vision-keys needs --freeze-vision/],
       [[...base('/tmp/x'), '--freeze-vision', '--train-vision-keys', 'nope'], /trainVisionKeys: no vision weight key contains 'nope'/],
       [[...base('/tmp/x'), '--first-data', path.join(DATA, 'eval.jsonl'), '--first-steps', '4', '--steps', '4'], /--first-steps \(4\) must be fewer than --steps \(4\)/],
