@@ -33,7 +33,8 @@ MIN_ACCURACY=${MIN_ACCURACY:-95}
 # Then rounds of a second stage: everything trains, each round from the previous model under its own warmup + cosine
 # schedule, at a tenth of the lr and the vision tower at 0.3x of that. Once the text model reads the frozen features,
 # the tower can sharpen the one thing they hold weakly (which of two shapes is the circle) without the collapse it
-# goes through when trained from the start. STAGE2_STEPS lists the rounds' steps ("" = no second stage).
+# goes through when trained from the start. STAGE2_STEPS lists the rounds' steps, STEPS@LR for a round at its own lr
+# ("" = no second stage).
 STAGE1=${STAGE1:-}
 STAGE2_STEPS=${STAGE2_STEPS-2000 1500 1500}
 STAGE2_LR=${STAGE2_LR:-1e-4}
@@ -58,10 +59,12 @@ if [ -z "$STAGE1" ]; then
 fi
 final="$STAGE1"
 round=0
-for steps in $STAGE2_STEPS; do
+for r in $STAGE2_STEPS; do
   round=$((round + 1))
+  steps=${r%@*} lr=$STAGE2_LR
+  [ "$r" != "$steps" ] && lr=${r#*@}
   node bin/glm46v.js finetune --model "$final" --data "$WORK/data/train.jsonl" --out "$WORK/run2_$round" \
-    --steps "$steps" --batch-size "$BATCH" --lr "$STAGE2_LR" --vision-lr-scale "$STAGE2_VISION_LR_SCALE" \
+    --steps "$steps" --batch-size "$BATCH" --lr "$lr" --vision-lr-scale "$STAGE2_VISION_LR_SCALE" \
     --warmup "$WARMUP" --seed $((42 + round)) --save-every 500 2> "$WORK/finetune2_$round.log"
   final="$WORK/run2_$round/final"
 done
