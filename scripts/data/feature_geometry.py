@@ -1,40 +1,27 @@
 # How far apart the vision tower's per-token features put the classes a question must tell apart: for each shape x
-# colour (read off the pixels, one 28 px cell per image token, as probe_features.py) and the background, the mean of
-# the RMS-normalised features (what the text model's first norm hands on), the between- and within-class variance,
-# and the cosine between the class means of two shapes of one colour.
+# colour (read off the pixels, shapes_patches.cells) and the background, the mean of the RMS-normalised features
+# (what the text model's first norm hands on), the between- and within-class variance, and the cosine between the
+# class means of two shapes of one colour.
 #   python scripts/data/feature_geometry.py MODEL_DIR DATA_DIR [--pos-scale X]
 # (DATA_DIR from make_shapes.ts; the first 400 training images; --pos-scale scales the position embedding first)
 import argparse, json
 import numpy as np, torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText
-from shapes_patches import patches
+from shapes_patches import COLOURS, SHAPES, cells, patches
 p = argparse.ArgumentParser()
 p.add_argument('model'); p.add_argument('data'); p.add_argument('--pos-scale', type=float, default=1.0)
 a = p.parse_args()
 torch.set_num_threads(1)
 model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=torch.float32)
 with torch.no_grad(): model.model.visual.embeddings.position_embedding.weight.mul_(a.pos_scale)
-BACKGROUND = np.array([123, 117, 104])
-RGB = np.array([[220, 30, 30], [30, 160, 50], [30, 70, 220], [235, 205, 20], [140, 50, 180]])  # shapes_scene.ts
-COLOURS, SHAPES = ['red', 'green', 'blue', 'yellow', 'purple'], ['circle', 'square', 'triangle']
 X, cls = [], []  # class: shape * 5 + colour, 15 = background
 for line in list(open(f'{a.data}/train.jsonl'))[:400]:
     f = f"{a.data}/{json.loads(line)['messages'][0]['content'][0]['image']}"
-    img = np.asarray(Image.open(f).convert('RGB')).astype(np.float32)
     pv, g = patches(f)
     with torch.no_grad():
         feats = model.model.visual(pv, grid_thw=torch.tensor([g])).pooler_output
-    for t in range(16):
-        row, col = divmod(t, 4)
-        c = img[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28]
-        mask = np.abs(c - BACKGROUND).sum(-1) > 60
-        k = 15
-        if mask.sum() >= 50:
-            fill = mask.sum() / (mask.any(1).sum() * mask.any(0).sum())  # square ~1, circle ~0.79, triangle ~0.5
-            shape = 1 if fill > 0.9 else 0 if fill > 0.65 else 2
-            k = shape * 5 + np.argmin(((c[mask].mean(0) - RGB) ** 2).sum(1))
-        X.append(feats[t].numpy()); cls.append(k)
+    for t, cell in enumerate(cells(f)):
+        X.append(feats[t].numpy()); cls.append(15 if cell is None else cell[2] * 5 + cell[3])
 X, cls = np.array(X), np.array(cls)
 Xn = X / np.sqrt((X ** 2).mean(1, keepdims=True))  # the text model's input norm sees RMS-normalised tokens
 mu = {k: Xn[cls == k].mean(0) for k in set(cls)}

@@ -1,33 +1,27 @@
 # Linear probes on the vision tower's per-token features of the built-in model's images: can a linear map read a
 # shape token's shape, its column half and its row half? Tells whether the tower hands the text model the fact a
-# question needs. Tokens holding a shape are found from the pixels (a 28 px cell per merged token); the shape from how
-# much of its bounding box it fills. Two thirds of the tokens train the probe, the rest are held out.
+# question needs. Tokens holding a shape and the shape are read off the pixels (shapes_patches.cells). Two thirds of the tokens train the probe, the rest are held out.
 #   python scripts/data/probe_features.py MODEL_DIR DATA_DIR [--images 600]
 # (DATA_DIR from make_shapes.ts; pixel values from shapes_patches.py, as torch_recipe.py)
 import argparse, json
 import numpy as np, torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText
-from shapes_patches import patches
+from shapes_patches import cells, patches
 p = argparse.ArgumentParser()
 p.add_argument('model'); p.add_argument('data'); p.add_argument('--images', type=int, default=600)
 a = p.parse_args()
 torch.manual_seed(0)
 model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=torch.float32)
-BACKGROUND = np.array([123, 117, 104])
 X, shape, right, bottom = [], [], [], []
 for line in list(open(f'{a.data}/train.jsonl'))[:a.images]:
     f = f"{a.data}/{json.loads(line)['messages'][0]['content'][0]['image']}"
-    img = np.asarray(Image.open(f).convert('RGB')).astype(np.float32)
     pv, g = patches(f)
     with torch.no_grad():
         feats = model.model.visual(pv, grid_thw=torch.tensor([g])).pooler_output  # [16, D], row-major 4 x 4 cells
-    for t in range(feats.shape[0]):
-        row, col = divmod(t, 4)
-        mask = np.abs(img[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28] - BACKGROUND).sum(-1) > 60
-        if mask.sum() < 50: continue
-        fill = mask.sum() / (mask.any(1).sum() * mask.any(0).sum())  # square ~1, circle ~0.79, triangle ~0.5
-        X.append(feats[t].numpy()); shape.append(1 if fill > 0.9 else 0 if fill > 0.65 else 2); right.append(int(col >= 2)); bottom.append(int(row >= 2))
+    for t, cell in enumerate(cells(f)):
+        if cell is None: continue
+        row, col, s, _ = cell
+        X.append(feats[t].numpy()); shape.append(s); right.append(int(col >= 2)); bottom.append(int(row >= 2))
 X = torch.tensor(np.array(X)); n = len(X) * 2 // 3
 Xn = (X - X[:n].mean(0)) / (X[:n].std(0) + 1e-6)
 print(f'{len(X)} shape tokens from {a.images} images; feature rms {X.pow(2).mean().sqrt():.3f}')

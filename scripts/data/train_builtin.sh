@@ -3,7 +3,8 @@
 # and (only when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
 #   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, FIRST_STEPS, BATCH, LR, TRAIN, TURNS,
 #                                            # TEXT_STD, ROPE_THETA, FREEZE_VISION, STAGE2_* override the recipe
-#   STAGE1=assets/model scripts/data/train_builtin.sh   # stage 2 only, from that stage-1 model (the dataset is rebuilt)
+#   STAGE1=DIR scripts/data/train_builtin.sh   # stage 2 only, from the stage-1 model in DIR (the dataset is rebuilt;
+#                                              # the shipped model's stage 1 is assets/model as of commit 49d79e8)
 # Runs on the wasm backend; GLM46V_WASM_THREADS=2 uses two threads where the cores are free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
