@@ -1,8 +1,10 @@
 // Exact-match accuracy of a model folder on a chat-format test.jsonl (scripts/data/make_shapes.ts):
 //   npx tsx scripts/data/eval.ts --model DIR --data test.jsonl [--limit N] [--max-new-tokens N] [--show-wrong]
+//                                [--answers FILE.jsonl]
 // Each question goes through the same path as `glm46v generate`: the model's chat template with the generation
 // prompt, the image processor, greedy decoding until an eos id; the answer (special tokens skipped, trimmed) must
-// equal the reference answer exactly. Last line: `accuracy: N/T = X%`.
+// equal the reference answer exactly. Last line: `accuracy: N/T = X%`. --answers writes every question's answer
+// ({line, question, expected, got} per line) for scripts/data/binding_errors.ts.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -16,7 +18,7 @@ import { Glm46VImageProcessor } from '../../processors/image_processor';
 import { loadProcessor } from '../../processors/processor';
 import { COLOURS, SHAPES } from './shapes_scene';
 
-const USAGE = 'usage: eval.ts --model DIR --data FILE.jsonl [--limit N] [--max-new-tokens N] [--show-wrong]';
+const USAGE = 'usage: eval.ts --model DIR --data FILE.jsonl [--limit N] [--max-new-tokens N] [--show-wrong] [--answers FILE.jsonl]';
 
 interface TestItem {
   line: number;
@@ -46,11 +48,11 @@ function readTest(file: string): TestItem[] {
 
 const SCENE_WORDS = new RegExp(`\\b(${[...SHAPES, ...COLOURS].join('|')})\\b`, 'g');
 
+const questionOf = (user: ChatMessage): string =>
+  Array.isArray(user.content) ? user.content.find((p) => p.type === 'text')?.text ?? '' : String(user.content);
+
 /** The question with its shape and colour words blanked ("What colour is the _?"): the accuracy per kind. */
-const kindOf = (user: ChatMessage): string => {
-  const text = Array.isArray(user.content) ? user.content.find((p) => p.type === 'text')?.text ?? '' : String(user.content);
-  return text.replace(SCENE_WORDS, '_');
-};
+const kindOf = (user: ChatMessage): string => questionOf(user).replace(SCENE_WORDS, '_');
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     limit: { type: 'number', help: 'only the first N questions' },
     'max-new-tokens': { type: 'number', help: 'longest answer in tokens (default 8)' },
     'show-wrong': { type: 'boolean', help: 'print every wrong answer to stderr' },
+    answers: { type: 'string', help: 'write every answer here as JSONL' },
   }, USAGE);
   if (!args) return;
   if (typeof args.model !== 'string' || typeof args.data !== 'string') throw new CliError(USAGE);
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
   const maxNewTokens = (args['max-new-tokens'] as number | undefined) ?? 8;
 
   const byKind = new Map<string, [number, number]>();
+  const answers: string[] = [];
   let correct = 0;
   const t0 = Date.now();
   for (const [k, it] of items.entries()) {
@@ -91,10 +95,12 @@ async function main(): Promise<void> {
     const kind = kindOf(it.user);
     const [c, n] = byKind.get(kind) ?? [0, 0];
     byKind.set(kind, [c + (ok ? 1 : 0), n + 1]);
+    answers.push(JSON.stringify({ line: it.line, question: questionOf(it.user), expected: it.answer, got }));
     if (!ok && args['show-wrong']) process.stderr.write(`line ${it.line}: ${kindOf(it.user)}... expected '${it.answer}', got '${got}'\n`);
     if ((k + 1) % 50 === 0) process.stderr.write(`eval: ${k + 1}/${items.length} (${((Date.now() - t0) / 1000).toFixed(0)}s)\n`);
   }
   model.dispose();
+  if (typeof args.answers === 'string') fs.writeFileSync(args.answers, answers.join('\n') + '\n');
   for (const [kind, [c, n]] of [...byKind].sort()) process.stdout.write(`  ${kind.padEnd(40)} ${c}/${n}\n`);
   const pct = items.length ? (100 * correct) / items.length : 0;
   process.stdout.write(`accuracy: ${correct}/${items.length} = ${pct.toFixed(1)}%\n`);

@@ -108,6 +108,19 @@ export function sampleQuestion(scene: Scene, rand: () => number): Example {
   return pick(all.filter((q) => q.kind === kind), rand);
 }
 
+/**
+ * Each example's scene and first question come from its own seed (the split's offset + its index), so every split is
+ * the same on every run and no two splits share a seed. `rand` goes on to draw the example's further questions.
+ */
+export const SPLIT_SEEDS = { train: 1_000_000, val: 5_000_000, test: 9_000_000 };
+export type Split = keyof typeof SPLIT_SEEDS;
+
+export function splitExample(split: Split, index: number): { rand: () => number; scene: Scene; question: Example } {
+  const rand = rng(SPLIT_SEEDS[split] + index);
+  const scene = sampleScene(rand);
+  return { rand, scene, question: sampleQuestion(scene, rand) };
+}
+
 /** True when the point (x, y) lies inside the shape. */
 function inside(p: PlacedShape, x: number, y: number): boolean {
   const dx = x - p.cx, dy = y - p.cy;

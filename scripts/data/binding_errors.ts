@@ -1,0 +1,55 @@
+// Where a model's answers go wrong, by whether the question needs it to find "the square" among other shapes:
+//   npx tsx scripts/data/eval.ts --model DIR --data OUT/val.jsonl --answers answers.jsonl
+//   npx tsx scripts/data/binding_errors.ts answers.jsonl val
+// The scenes are made again from the split's seeds (shapes_scene.splitExample; line N is example N - 1). A question
+// that names a shape (its colour, its side) is counted in one of three groups: the image has that shape alone; it has
+// others, but every shape would give the same answer; or the answer depends on which shape is meant (binding).
+import * as fs from 'fs';
+import { Example, PlacedShape, SPLIT_SEEDS, Split, splitExample } from './shapes_scene';
+
+interface Answer {
+  line: number;
+  question: string;
+  expected: string;
+  got: string;
+}
+
+/** The answer the question would have about shape p. */
+function answerFor(kind: Example['kind'], p: PlacedShape): string {
+  if (kind === 'colour') return p.colour;
+  if (kind === 'horizontal') return p.col < 2 ? 'left' : 'right';
+  return p.row < 2 ? 'top' : 'bottom';
+}
+
+function group(ex: Example, shapes: PlacedShape[]): string {
+  if (ex.kind === 'count' || ex.kind === 'shape') return 'any';
+  if (shapes.length === 1) return 'one shape';
+  const named = shapes.find((p) => ex.question.includes(`the ${p.shape}`));
+  if (!named) throw new Error(`no shape of the scene is named in "${ex.question}"`);
+  return shapes.every((p) => answerFor(ex.kind, p) === answerFor(ex.kind, named)) ? 'several, same answer' : 'several, binding';
+}
+
+function main(): void {
+  const [file, split] = process.argv.slice(2);
+  if (!file || !split || !(split in SPLIT_SEEDS)) throw new Error(`usage: binding_errors.ts ANSWERS.jsonl ${Object.keys(SPLIT_SEEDS).join('|')}`);
+  const table = new Map<string, [number, number]>();
+  fs.readFileSync(file, 'utf8').split('\n').forEach((raw, i) => {
+    if (!raw.trim()) return;
+    const a = JSON.parse(raw) as Answer;
+    const { scene, question } = splitExample(split as Split, a.line - 1);
+    if (question.question !== a.question || question.answer !== a.expected) {
+      throw new Error(`${file}:${i + 1}: line ${a.line} asks "${a.question}" (${a.expected}), but ${split} example ${a.line - 1} is "${question.question}" (${question.answer})`);
+    }
+    const key = `${question.kind.padEnd(11)} ${group(question, scene.shapes)}`;
+    const [ok, n] = table.get(key) ?? [0, 0];
+    table.set(key, [ok + (a.got === a.expected ? 1 : 0), n + 1]);
+  });
+  for (const [key, [ok, n]] of [...table].sort()) process.stdout.write(`${key.padEnd(34)} ${String(ok).padStart(4)}/${String(n).padEnd(4)} ${((100 * ok) / n).toFixed(1)}%\n`);
+}
+
+try {
+  main();
+} catch (e) {
+  process.stderr.write(`binding_errors: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+}
