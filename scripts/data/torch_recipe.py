@@ -22,6 +22,7 @@ p.add_argument('--wd', type=float, default=0.0); p.add_argument('--eval_every', 
 p.add_argument('--threads', type=int, default=1); p.add_argument('--print_every', type=int, default=25); p.add_argument('--seed', type=int, default=0)
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--oracle_pos', type=float, default=1.0, help='with --oracle: scale of the cell embedding in the features (0: none)')
+p.add_argument('--oracle_shape', type=float, default=0.0, help='with --oracle: features as colour + this x shape embeddings instead of one embedding per class (0: per class)')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
@@ -55,7 +56,7 @@ def patches(f):
     return cache[f]
 if a.oracle:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
-    g = torch.Generator().manual_seed(5); E_cls = torch.randn(16, 128, generator=g); E_pos = torch.randn(16, 128, generator=g)
+    g = torch.Generator().manual_seed(5); E_cls = torch.randn(16, 128, generator=g); E_pos = torch.randn(16, 128, generator=g); E_shape = torch.randn(3, 128, generator=g)
     RGB = torch.tensor([[220, 30, 30], [30, 160, 50], [30, 70, 220], [235, 205, 20], [140, 50, 180]], dtype=torch.float32)
     RGBn = (RGB / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
     def oracle(pixel_values, grid_thw=None, **kw):
@@ -70,7 +71,10 @@ if a.oracle:
         cid = ((col[:, None, :] - RGBn[None]) ** 2).sum(-1).argmin(1)
         cls = torch.where(fill < 50, 15, shape * 5 + cid)
         pos = torch.arange(x.shape[0]) % 16
-        return BaseModelOutputWithPooling(pooler_output=E_cls[cls] + a.oracle_pos * E_pos[pos])
+        feat = E_cls[cls]
+        if a.oracle_shape:  # a colour embedding and a shape embedding a.oracle_shape times as large (background: its own)
+            feat = torch.where((fill < 50)[:, None], E_cls[15], E_cls[cid] + a.oracle_shape * E_shape[shape])
+        return BaseModelOutputWithPooling(pooler_output=feat + a.oracle_pos * E_pos[pos])
     model.model.visual.forward = oracle
 train = json.load(open(a.data + '/tok_train.json')); test = json.load(open(a.data + '/tok_test.json'))
 if a.train_n: train = train[:a.train_n]
