@@ -2,31 +2,17 @@
 //   npx tsx scripts/data/eval.ts --model DIR --data OUT/val.jsonl --answers answers.jsonl
 //   npx tsx scripts/data/binding_errors.ts answers.jsonl val
 // The scenes are made again from the split's seeds (shapes_scene.splitExample; line N is example N - 1). A question
-// that names a shape (its colour, its side) is counted in one of three groups: the image has that shape alone; it has
-// others, but every shape would give the same answer; or the answer depends on which shape is meant (binding).
+// that names a shape (its colour, its side) is counted in one of three groups (shapes_scene.bindingGroup): the image
+// has that shape alone; it has others, but every shape would give the same answer; or the answer depends on which
+// shape is meant (binding).
 import * as fs from 'fs';
-import { Example, PlacedShape, SPLIT_SEEDS, Split, splitExample } from './shapes_scene';
+import { SPLIT_SEEDS, Split, bindingGroup, splitExample } from './shapes_scene';
 
 interface Answer {
   line: number;
   question: string;
   expected: string;
   got: string;
-}
-
-/** The answer the question would have about shape p. */
-function answerFor(kind: Example['kind'], p: PlacedShape): string {
-  if (kind === 'colour') return p.colour;
-  if (kind === 'horizontal') return p.col < 2 ? 'left' : 'right';
-  return p.row < 2 ? 'top' : 'bottom';
-}
-
-function group(ex: Example, shapes: PlacedShape[]): string {
-  if (ex.kind === 'count' || ex.kind === 'shape') return 'any';
-  if (shapes.length === 1) return 'one shape';
-  const named = shapes.find((p) => ex.question.includes(`the ${p.shape}`));
-  if (!named) throw new Error(`no shape of the scene is named in "${ex.question}"`);
-  return shapes.every((p) => answerFor(ex.kind, p) === answerFor(ex.kind, named)) ? 'several, same answer' : 'several, binding';
 }
 
 function main(): void {
@@ -40,7 +26,7 @@ function main(): void {
     if (question.question !== a.question || question.answer !== a.expected) {
       throw new Error(`${file}:${i + 1}: line ${a.line} asks "${a.question}" (${a.expected}), but ${split} example ${a.line - 1} is "${question.question}" (${question.answer})`);
     }
-    const key = `${question.kind.padEnd(11)} ${group(question, scene.shapes)}`;
+    const key = `${question.kind.padEnd(11)} ${bindingGroup(question, scene) ?? 'any'}`;
     const [ok, n] = table.get(key) ?? [0, 0];
     table.set(key, [ok + (a.got === a.expected ? 1 : 0), n + 1]);
   });

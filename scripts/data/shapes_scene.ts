@@ -121,6 +121,23 @@ export function splitExample(split: Split, index: number): { rand: () => number;
   return { rand, scene, question: sampleQuestion(scene, rand) };
 }
 
+/** How a question that names a shape (its colour, its side) relates to the scene's other shapes. */
+export type BindingGroup = 'one shape' | 'several, same answer' | 'several, binding';
+
+/**
+ * 'several, binding' when the answer depends on which of the scene's shapes the question names, so the model must
+ * find "the square" among the others; undefined for the kinds that name no shape (count, shape of a colour).
+ */
+export function bindingGroup(ex: Example, scene: Scene): BindingGroup | undefined {
+  if (ex.kind === 'count' || ex.kind === 'shape') return undefined;
+  const answerFor = (p: PlacedShape): string =>
+    ex.kind === 'colour' ? p.colour : ex.kind === 'horizontal' ? (p.col < GRID / 2 ? 'left' : 'right') : p.row < GRID / 2 ? 'top' : 'bottom';
+  const named = scene.shapes.find((p) => ex.question.includes(`the ${p.shape}`));
+  if (!named) throw new Error(`no shape of the scene is named in "${ex.question}"`);
+  if (scene.shapes.length === 1) return 'one shape';
+  return scene.shapes.every((p) => answerFor(p) === answerFor(named)) ? 'several, same answer' : 'several, binding';
+}
+
 /** True when the point (x, y) lies inside the shape. */
 function inside(p: PlacedShape, x: number, y: number): boolean {
   const dx = x - p.cx, dy = y - p.cy;
