@@ -3,11 +3,13 @@
 # cosine and clipping at 1.0; prints exact-match accuracy per question kind on the test rows (teacher-forced argmax
 # over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the vision
 # tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the token's cell,
-# times --oracle_pos) to test the language model alone. --freeze_vision trains the text model alone on the tower's
-# random-init features (--train_vision K,... keeps the named tower weights training); --vision_lr F trains the tower
-# at F x the lr; --freeze_keys K,... freezes any named weights; --vis_pos / --vis_blocks / --vis_attn / --vis_merger /
-# --vis_scale / --embed_scale / --post_norm rescale parts of the init before training (what the README's search
-# tried); --init can be a trained model (a second stage) and --save DIR writes the result.
+# times --oracle_pos) to test the language model alone; --oracle_shape S makes it a colour embedding plus S x a shape
+# embedding (S < 1: the shapes as hard to tell apart as in the random tower's features), --oracle_noise F adds fresh
+# noise to it. --freeze_vision trains the text model alone on the tower's random-init features (--train_vision K,...
+# keeps the named tower weights training); --vision_lr F trains the tower at F x the lr; --freeze_keys K,... freezes
+# any named weights; --vis_pos / --vis_blocks / --vis_attn / --vis_merger / --vis_scale / --embed_scale / --post_norm
+# rescale parts of the init before training (what the README's search tried); --init can be a trained model (a second
+# stage) and --save DIR writes the result.
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
@@ -23,6 +25,7 @@ p.add_argument('--threads', type=int, default=1); p.add_argument('--print_every'
 p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n', type=int, default=0); p.add_argument('--oracle', action='store_true')
 p.add_argument('--oracle_pos', type=float, default=1.0, help='with --oracle: scale of the cell embedding in the features (0: none)')
 p.add_argument('--oracle_shape', type=float, default=0.0, help='with --oracle: features as colour + this x shape embeddings instead of one embedding per class (0: per class)')
+p.add_argument('--oracle_noise', type=float, default=0.0, help='with --oracle: add this x fresh standard normal noise to every feature on every call')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
@@ -74,7 +77,9 @@ if a.oracle:
         feat = E_cls[cls]
         if a.oracle_shape:  # a colour embedding and a shape embedding a.oracle_shape times as large (background: its own)
             feat = torch.where((fill < 50)[:, None], E_cls[15], E_cls[cid] + a.oracle_shape * E_shape[shape])
-        return BaseModelOutputWithPooling(pooler_output=feat + a.oracle_pos * E_pos[pos])
+        feat = feat + a.oracle_pos * E_pos[pos]
+        if a.oracle_noise: feat = feat + a.oracle_noise * torch.randn_like(feat)
+        return BaseModelOutputWithPooling(pooler_output=feat)
     model.model.visual.forward = oracle
 train = json.load(open(a.data + '/tok_train.json')); test = json.load(open(a.data + '/tok_test.json'))
 if a.train_n: train = train[:a.train_n]
