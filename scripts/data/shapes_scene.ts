@@ -130,8 +130,8 @@ export type BindingGroup = 'one shape' | 'several, same answer' | 'several, bind
  */
 export function bindingGroup(ex: Example, scene: Scene): BindingGroup | undefined {
   if (ex.kind === 'count' || ex.kind === 'shape') return undefined;
-  const answerFor = (p: PlacedShape): string =>
-    ex.kind === 'colour' ? p.colour : ex.kind === 'horizontal' ? (p.col < GRID / 2 ? 'left' : 'right') : p.row < GRID / 2 ? 'top' : 'bottom';
+  // the answer of the same kind of question about shape p
+  const answerFor = (p: PlacedShape): string => questions({ shapes: [p] }).find((q) => q.kind === ex.kind)!.answer;
   const named = scene.shapes.find((p) => ex.question.includes(`the ${p.shape}`));
   if (!named) throw new Error(`no shape of the scene is named in "${ex.question}"`);
   if (scene.shapes.length === 1) return 'one shape';
