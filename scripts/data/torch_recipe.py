@@ -5,11 +5,12 @@
 # tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the token's cell,
 # times --oracle_pos) to test the language model alone; --oracle_shape S makes it a colour embedding plus S x a shape
 # embedding (S < 1: the shapes as hard to tell apart as in the random tower's features), --oracle_noise F adds fresh
-# noise to it. --freeze_vision trains the text model alone on the tower's random-init features (--train_vision K,...
-# keeps the named tower weights training); --vision_lr F trains the tower at F x the lr; --freeze_keys K,... freezes
-# any named weights; --vis_pos / --vis_blocks / --vis_attn / --vis_merger / --vis_scale / --embed_scale / --post_norm
-# rescale parts of the init before training (what the README's search tried); --init can be a trained model (a second
-# stage) and --save DIR writes the result.
+# noise to it, and --oracle_pixels F replaces it by a fixed random linear map of the token's pixels. --freeze_vision
+# trains the text model alone on the tower's random-init features (--train_vision K,... keeps the named tower weights
+# training); --vision_lr F trains the tower at F x the lr; --freeze_keys K,... freezes any named weights; --vis_pos /
+# --vis_blocks / --vis_attn / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale parts of the init
+# before training (what the README's search tried); --init can be a trained model (a second stage) and --save DIR
+# writes the result.
 #   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
@@ -26,6 +27,7 @@ p.add_argument('--beta2', type=float, default=0.999); p.add_argument('--train_n'
 p.add_argument('--oracle_pos', type=float, default=1.0, help='with --oracle: scale of the cell embedding in the features (0: none)')
 p.add_argument('--oracle_shape', type=float, default=0.0, help='with --oracle: features as colour + this x shape embeddings instead of one embedding per class (0: per class)')
 p.add_argument('--oracle_noise', type=float, default=0.0, help='with --oracle: add this x fresh standard normal noise to every feature on every call')
+p.add_argument('--oracle_pixels', type=float, default=0.0, help='with --oracle: features as a fixed random linear map of the token\'s 28 x 28 pixels, about this rms for a token holding a shape, instead of the class embeddings')
 p.add_argument('--kinds', default='', help='comma-separated question kinds to train and test on (default all)')
 p.add_argument('--repeat', default='', help='kind=N,... : training rows of these kinds repeated N times')
 p.add_argument('--first', default='', help='kind[,kind...]=N: the first N steps train on rows of these kinds only (a curriculum)')
@@ -60,6 +62,7 @@ def patches(f):
 if a.oracle:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
     g = torch.Generator().manual_seed(5); E_cls = torch.randn(16, 128, generator=g); E_pos = torch.randn(16, 128, generator=g); E_shape = torch.randn(3, 128, generator=g)
+    P_pix = torch.randn(3 * 28 * 28, 128, generator=g) / 28
     RGB = torch.tensor([[220, 30, 30], [30, 160, 50], [30, 70, 220], [235, 205, 20], [140, 50, 180]], dtype=torch.float32)
     RGBn = (RGB / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
     def oracle(pixel_values, grid_thw=None, **kw):
@@ -77,6 +80,8 @@ if a.oracle:
         feat = E_cls[cls]
         if a.oracle_shape:  # a colour embedding and a shape embedding a.oracle_shape times as large (background: its own)
             feat = torch.where((fill < 50)[:, None], E_cls[15], E_cls[cid] + a.oracle_shape * E_shape[shape])
+        if a.oracle_pixels:  # no tower: what a linear map keeps of the pixels (jitter, size and edges included)
+            feat = x.flatten(1) @ P_pix * a.oracle_pixels
         feat = feat + a.oracle_pos * E_pos[pos]
         if a.oracle_noise: feat = feat + a.oracle_noise * torch.randn_like(feat)
         return BaseModelOutputWithPooling(pooler_output=feat)
