@@ -57,9 +57,10 @@ function int(a: Parsed, key: string, min: number): number | undefined {
   return v;
 }
 
-function num(a: Parsed, key: string, min: number): number | undefined {
+/** A number flag at least `min`, or above it when `above` is set. */
+function num(a: Parsed, key: string, min: number, above = false): number | undefined {
   const v = a[key] as number | undefined;
-  if (v !== undefined && !(v >= min)) throw new CliError(`--${key} must be >= ${min}, got ${v}`);
+  if (v !== undefined && !(above ? v > min : v >= min)) throw new CliError(`--${key} must be ${above ? '>' : '>='} ${min}, got ${v}`);
   return v;
 }
 
@@ -98,7 +99,7 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
     gradAccum: int(a, 'grad-accum', 1) ?? 1,
     freezeVision: !!a['freeze-vision'],
     freezeEmbeddings: !!a['freeze-embeddings'],
-    visionLrScale: num(a, 'vision-lr-scale', Number.MIN_VALUE) ?? 1,
+    visionLrScale: num(a, 'vision-lr-scale', 0, true) ?? 1,
     evalEvery: int(a, 'eval-every', 1) ?? 0,
     saveEvery: int(a, 'save-every', 1) ?? 0,
     resume: !!a.resume,
@@ -118,7 +119,7 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
   if (rank !== undefined) {
     const targets = ((a['lora-targets'] as string | undefined) ?? 'q_proj,v_proj').split(',').map((t) => t.trim()).filter(Boolean);
     if (targets.length === 0) throw new CliError('--lora-targets names no layer');
-    train.lora = { rank, alpha: num(a, 'lora-alpha', Number.MIN_VALUE) ?? 2 * rank, dropout, targets };
+    train.lora = { rank, alpha: num(a, 'lora-alpha', 0, true) ?? 2 * rank, dropout, targets };
   }
   const maxLength = int(a, 'max-length', 1);
   const firstSteps = int(a, 'first-steps', 1);

@@ -52,7 +52,7 @@ const questionOf = (user: ChatMessage): string =>
   Array.isArray(user.content) ? user.content.find((p) => p.type === 'text')?.text ?? '' : String(user.content);
 
 /** The question with its shape and colour words blanked ("What colour is the _?"): the accuracy per kind. */
-const kindOf = (user: ChatMessage): string => questionOf(user).replace(SCENE_WORDS, '_');
+const kindOf = (question: string): string => question.replace(SCENE_WORDS, '_');
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2), {
@@ -92,11 +92,12 @@ async function main(): Promise<void> {
     const got = proc.postProcessImageTextToText([seqs[0]!.slice(enc.inputIds[0]!.length)])[0]!.trim();
     const ok = got === it.answer;
     correct += ok ? 1 : 0;
-    const kind = kindOf(it.user);
+    const question = questionOf(it.user);
+    const kind = kindOf(question);
     const [c, n] = byKind.get(kind) ?? [0, 0];
     byKind.set(kind, [c + (ok ? 1 : 0), n + 1]);
-    answers.push(JSON.stringify({ line: it.line, question: questionOf(it.user), expected: it.answer, got }));
-    if (!ok && args['show-wrong']) process.stderr.write(`line ${it.line}: ${kindOf(it.user)}... expected '${it.answer}', got '${got}'\n`);
+    answers.push(JSON.stringify({ line: it.line, question, expected: it.answer, got }));
+    if (!ok && args['show-wrong']) process.stderr.write(`line ${it.line}: ${kind}... expected '${it.answer}', got '${got}'\n`);
     if ((k + 1) % 50 === 0) process.stderr.write(`eval: ${k + 1}/${items.length} (${((Date.now() - t0) / 1000).toFixed(0)}s)\n`);
   }
   model.dispose();

@@ -1,6 +1,7 @@
 # Linear probes on the vision tower's per-token features of the built-in model's images: can a linear map read a
 # shape token's shape, its column half and its row half? Tells whether the tower hands the text model the fact a
-# question needs. Tokens holding a shape and the shape are read off the pixels (shapes_patches.cells). Two thirds of the tokens train the probe, the rest are held out.
+# question needs. Tokens holding a shape and the shape are read off the pixels (shapes_patches.cells). Two thirds of
+# the tokens train the probe, the rest are held out.
 #   python scripts/data/probe_features.py MODEL_DIR DATA_DIR [--images 600]
 # (DATA_DIR from make_shapes.ts; pixel values from shapes_patches.py, as torch_recipe.py)
 import argparse, json
