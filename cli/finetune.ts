@@ -70,7 +70,12 @@ function oneOf<T extends string>(a: Parsed, key: string, allowed: T[]): T | unde
   return v as T | undefined;
 }
 
-const fmtTime = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '?');
+/** Seconds as m:ss, rounded to the second first (2699.6 s is 45:00, not 44:60). */
+export function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const t = Math.round(s);
+  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, '0')}`;
+}
 
 function progressLine(p: Progress): string {
   const parts = [`step ${p.step}/${p.totalSteps}`, `loss ${p.loss.toFixed(4)}`, `lr ${p.lr.toExponential(2)}`,

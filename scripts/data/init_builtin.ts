@@ -1,6 +1,6 @@
 // Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
 //   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]
-//                                            [--set text_config.hidden_size=256]...
+//                                            [--vision-out-scale X] [--set text_config.hidden_size=256]...
 // The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
 // as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two
 // temporal copies of an image) keeps a 112 x 112 image at 112 x 112: grid [1, 8, 8], 16 image tokens.
@@ -102,20 +102,23 @@ interface Options {
   textStd: number;
   /** the text model's rope_theta (weights do not depend on it) */
   ropeTheta: number;
+  /** the vision merger's down_proj (so the image features) times this after the init */
+  visionOutScale: number;
   /** `--set text_config.hidden_size=256`: config entries (dot paths, JSON values) changed before the init */
   sets: [string, unknown][];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD, ropeTheta: BUILTIN_CONFIG.text_config.rope_parameters.rope_theta, sets: [] };
+  const o: Options = { out: '', seed: 0, visionStd: VISION_STD, textStd: TEXT_STD, ropeTheta: BUILTIN_CONFIG.text_config.rope_parameters.rope_theta, visionOutScale: 1, sets: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--seed' || a === '--vision-std' || a === '--text-std' || a === '--rope-theta') {
+    if (a === '--seed' || a === '--vision-std' || a === '--text-std' || a === '--rope-theta' || a === '--vision-out-scale') {
       const v = Number(argv[++i]);
       if (a === '--seed' ? !Number.isInteger(v) : !(v > 0)) throw new Error(`${a}: got ${argv[i]}`);
       if (a === '--seed') o.seed = v;
       else if (a === '--vision-std') o.visionStd = v;
       else if (a === '--text-std') o.textStd = v;
+      else if (a === '--vision-out-scale') o.visionOutScale = v;
       else o.ropeTheta = v;
     } else if (a === '--set') {
       const m = /^([\w.]+)=(.+)$/.exec(argv[++i] ?? '');
@@ -128,7 +131,7 @@ function parseArgs(argv: string[]): Options {
     } else if (a.startsWith('-') || o.out) throw new Error(`unexpected argument ${a}`);
     else o.out = a;
   }
-  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X] [--set KEY.PATH=JSON]...');
+  if (!o.out) throw new Error('usage: init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X] [--vision-out-scale X] [--set KEY.PATH=JSON]...');
   return o;
 }
 
@@ -145,7 +148,7 @@ function setPath(obj: object, key: string, value: unknown): void {
 }
 
 async function main(): Promise<void> {
-  const { out, seed, visionStd, textStd, ropeTheta, sets } = parseArgs(process.argv.slice(2));
+  const { out, seed, visionStd, textStd, ropeTheta, visionOutScale, sets } = parseArgs(process.argv.slice(2));
   const config = structuredClone(BUILTIN_CONFIG);
   config.text_config.rope_parameters.rope_theta = ropeTheta;
   for (const [key, value] of sets) setPath(config, key, value);
@@ -155,6 +158,9 @@ async function main(): Promise<void> {
   model.model.visual.initWeights({ std: visionStd, seed: seed + 100_000 });
   fs.mkdirSync(out, { recursive: true });
   const params = [...model.namedParameters()];
+  const down = params.find(([k]) => k.endsWith('visual.merger.down_proj.weight'));
+  if (!down) throw new Error('the model has no visual.merger.down_proj.weight');
+  if (visionOutScale !== 1) down[1].assign(tf.tidy(() => down[1].mul(visionOutScale)));
   writeSafetensors(
     path.join(out, 'model.safetensors'),
     params.map(([k, v]) => [k, () => ({ dtype: 'F32' as const, shape: v.shape, data: v.dataSync() as Float32Array })]),
@@ -166,7 +172,7 @@ async function main(): Promise<void> {
   dump('generation_config.json', GENERATION_CONFIG);
   for (const f of TOKENIZER_FILES) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(out, f));
   fs.writeFileSync(path.join(out, 'chat_template.jinja'), builtinTemplate());
-  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}, rope_theta ${ropeTheta}) -> ${out}\n`);
+  process.stdout.write(`init_builtin: ${params.length} tensors, ${model.numParameters()} parameters (seed ${seed}, text std ${textStd}, vision std ${visionStd}, rope_theta ${ropeTheta}, image features x${visionOutScale}) -> ${out}\n`);
   model.dispose();
   tf.disposeVariables();
 }

@@ -129,13 +129,26 @@ export type BindingGroup = 'one shape' | 'several, same answer' | 'several, bind
  * find "the square" among the others; undefined for the kinds that name no shape (count, shape of a colour).
  */
 export function bindingGroup(ex: Example, scene: Scene): BindingGroup | undefined {
-  if (ex.kind === 'count' || ex.kind === 'shape') return undefined;
-  // the answer of the same kind of question about shape p
-  const answerFor = (p: PlacedShape): string => questions({ shapes: [p] }).find((q) => q.kind === ex.kind)!.answer;
+  const kind = ex.kind;
+  if (kind === 'count' || kind === 'shape') return undefined;
   const named = scene.shapes.find((p) => ex.question.includes(`the ${p.shape}`));
   if (!named) throw new Error(`no shape of the scene is named in "${ex.question}"`);
   if (scene.shapes.length === 1) return 'one shape';
-  return scene.shapes.every((p) => answerFor(p) === answerFor(named)) ? 'several, same answer' : 'several, binding';
+  const answer = answerAbout(kind, named);
+  return scene.shapes.every((p) => answerAbout(kind, p) === answer) ? 'several, same answer' : 'several, binding';
+}
+
+/** The kinds of question that name a shape. */
+export type NamingKind = Exclude<Example['kind'], 'count' | 'shape'>;
+
+/** The answer to a question of this kind about shape p. */
+export function answerAbout(kind: NamingKind, p: PlacedShape): string {
+  return questions({ shapes: [p] }).find((q) => q.kind === kind)!.answer;
+}
+
+/** The scene's first shape in reading order (top row first, then left to right), as the image tokens come. */
+export function firstInRaster(scene: Scene): PlacedShape {
+  return scene.shapes.reduce((a, b) => (b.row * GRID + b.col < a.row * GRID + a.col ? b : a));
 }
 
 /** True when the point (x, y) lies inside the shape. */

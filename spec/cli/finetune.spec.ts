@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { command } from '../../cli/finetune';
+import { command, fmtTime } from '../../cli/finetune';
 import { CheckpointReader } from '../../lib/checkpoint';
 import { loadModel } from '../../models/glm4v/auto';
 import { fixturePath } from '../helpers/fixtures';
@@ -68,6 +68,10 @@ describe('glm46v finetune', () => {
     expect(stderr).to.include('6 training examples, 2 for the first 2 steps');
     const lrs = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr as number);
     expect(lrs[2]).to.be.closeTo(1e-3 * 0.5 * (1 + Math.cos(Math.PI * 2 / 4)), 1e-12); // no fresh warmup at the switch
+  });
+
+  it('shows the time left as m:ss, rounded before it is split', () => {
+    expect([fmtTime(2699.6), fmtTime(59.4), fmtTime(0), fmtTime(61), fmtTime(Infinity)]).to.deep.equal(['45:00', '0:59', '0:00', '1:01', '?']);
   });
 
   it('prints its usage with --help', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Example, Scene, bindingGroup, place, rng, splitExample } from '../../scripts/data/shapes_scene';
+import { Example, Scene, answerAbout, bindingGroup, firstInRaster, place, rng, splitExample } from '../../scripts/data/shapes_scene';
 
 describe('the built-in task (scripts/data/shapes_scene)', () => {
   const rand = rng(1);
@@ -24,6 +24,15 @@ describe('the built-in task (scripts/data/shapes_scene)', () => {
 
   it('names the question when it names no shape of the scene', () => {
     expect(() => bindingGroup(ask('colour', 'What colour is the square?'), { shapes: [circle] })).to.throw(/What colour is the square\?/);
+  });
+
+  it('finds the first shape in reading order and the answers about one shape', () => {
+    // the triangle (row 1) comes before the square (row 3) whatever their order in the scene; the circle (row 0) first
+    expect(firstInRaster({ shapes: [square, triangle] })).to.equal(triangle);
+    expect(firstInRaster({ shapes: [square, triangle, circle] })).to.equal(circle);
+    expect(firstInRaster({ shapes: [place('square', 'red', 2, 3, rand), place('circle', 'red', 2, 1, rand)] }).shape).to.equal('circle');
+    expect([answerAbout('colour', square), answerAbout('horizontal', square), answerAbout('vertical', square)]).to.deep.equal(['blue', 'left', 'bottom']);
+    expect([answerAbout('horizontal', triangle), answerAbout('vertical', triangle)]).to.deep.equal(['right', 'top']);
   });
 
   it('draws each split from its own seeds, the same on every call', () => {
