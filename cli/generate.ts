@@ -52,7 +52,7 @@ export const command = {
     const images: RgbImage[] = imageFiles.map(loadImage);
     const processor = loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir));
     const video = videoArg ? await prepareVideo(dir, videoArg) : undefined;
-    await initBackend({ quiet: true });
+    await initBackend(); // one stderr line: the backend, its TensorFlow version and device
     const model = loadModel(dir);
     try {
       const content: ContentPart[] = [

@@ -9,6 +9,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   parity: async () => (await import('./parity')).command,
   finetune: async () => (await import('./finetune')).command,
   inspect: async () => (await import('./inspect')).command,
+  setup: async () => (await import('./setup')).command,
 };
 
 function usage(): string {
@@ -20,13 +21,16 @@ function usage(): string {
     '  parity     compare the model with a reference-tensor file from scripts/parity/',
     '  finetune   train on chat-format JSONL and save a Hugging Face checkpoint',
     '  inspect    print a checkpoint\'s config, parameter count and weights',
+    '  setup      build the native TensorFlow backend (npm install runs it)',
     '',
+    'every command takes --verbose: TensorFlow\'s and tfjs\'s own start-up lines (also GLM46V_VERBOSE=1)',
     "run 'glm46v <command> --help' for a command's options",
   ].join('\n');
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
+async function main(args: string[]): Promise<number> {
+  if (args.includes('--verbose')) process.env.GLM46V_VERBOSE = '1';
+  const [name, ...rest] = args.filter((a) => a !== '--verbose');
   if (!name || name === '--help' || name === '-h') {
     process.stdout.write(usage() + '\n');
     return name ? 0 : 2;

@@ -1,16 +1,19 @@
-// Backend selection at start-up: tfjs-node-gpu, else tfjs-node, else wasm, else cpu.
-// GLM46V_BACKEND (or setBackendPreference) overrides the order; a missing native backend is never an error.
+// Backend selection at start-up: the native TensorFlow backend (tfjs-node-gpu or tfjs-node, as `glm46v setup` built
+// it), else wasm, else cpu. GLM46V_BACKEND (or setBackendPreference) overrides the order; a missing native backend is
+// never an error, only one line saying why. GLM46V_VERBOSE=1 lets TensorFlow's and tfjs's own start-up lines through.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installKernelOverrides } from './kernels';
 import { prepareWasmThreads } from './kernels/wasm_threads';
+import { loadNativeBackend, nativeUsesGpu, nativeVerbose } from './native/load';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 
-const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 const DEFAULT_ORDER: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
 
 let chosen: BackendName | undefined;
+/** Why the native backend was passed over, said once on the backend line. */
+let nativeMissing: string | undefined;
 let preferred: BackendName | undefined;
 
 /** Ask for a backend before the first `initBackend` (same effect as GLM46V_BACKEND). */
@@ -18,21 +21,14 @@ export function setBackendPreference(name: BackendName): void {
   preferred = name;
 }
 
-/** Loads the first native tfjs binding that is installed and works; returns its package name or undefined. */
-function tryLoadNative(): string | undefined {
-  for (const pkg of NATIVE_PACKAGES) {
-    try {
-      require(pkg);
-      return pkg;
-    } catch {
-      // not installed, or its libtensorflow / CUDA libraries are missing: fall through to the next one
+async function trySet(name: BackendName): Promise<boolean> {
+  if (name === 'tensorflow') {
+    const native = loadNativeBackend();
+    if (!native.ok) {
+      if (!native.quiet) nativeMissing = native.reason;
+      return false;
     }
   }
-  return undefined;
-}
-
-async function trySet(name: BackendName): Promise<boolean> {
-  if (name === 'tensorflow' && tryLoadNative() === undefined) return false;
   if (name === 'webgpu') {
     // require, not import(): under tsx an import() loads a second copy of ./webgpu with its own state
     const { setupWebGpu, shutdownWebGpu } = require('./webgpu') as typeof import('./webgpu');
@@ -72,6 +68,8 @@ export async function initBackend(opts: { quiet?: boolean } = {}): Promise<Backe
   if (chosen) return chosen;
   const want = requestedBackend();
   const order = want ? [want, ...DEFAULT_ORDER.filter((b) => b !== want)] : DEFAULT_ORDER;
+  // tfjs's "install our node backend" banner on the cpu backend, and its other advice, unless asked for
+  if (!nativeVerbose()) tf.enableProdMode();
   for (const name of order) {
     if (await trySet(name)) {
       await tf.ready();
@@ -80,11 +78,23 @@ export async function initBackend(opts: { quiet?: boolean } = {}): Promise<Backe
       if (want && want !== name) {
         process.stderr.write(`glm46v: backend '${want}' is not available here; using '${name}'\n`);
       }
-      if (!opts.quiet) process.stderr.write(`glm46v: backend ${name}\n`);
+      if (!opts.quiet) {
+        const why = name !== 'tensorflow' && nativeMissing ? ` (${nativeMissing})` : '';
+        process.stderr.write(`glm46v: backend ${describeBackend()}${why}\n`);
+      }
       return name;
     }
   }
   throw new Error('no tfjs backend could be initialised (tried ' + order.join(', ') + ')');
+}
+
+/** The chosen backend in words, e.g. "tensorflow (TensorFlow 2.21.0, CPU)". */
+export function describeBackend(): string {
+  if (chosen !== 'tensorflow') return chosen ?? 'none';
+  const native = loadNativeBackend();
+  const version = native.ok ? native.info.tensorflow : '?';
+  const device = nativeUsesGpu() ? 'GPU' : native.ok && native.info.variant === 'gpu' ? 'CPU: tfjs-node-gpu found no CUDA GPU' : 'CPU';
+  return `tensorflow (TensorFlow ${version}, ${device})`;
 }
 
 /** Releases the backend so the process can exit (needed for multi-threaded wasm). */

@@ -1,0 +1,71 @@
+// Registers the native TensorFlow backend built by `glm46v setup` (lib/native/setup.ts) with this package's tfjs.
+// tfjs-node's own index.js is not used: it finds its addon through @mapbox/node-pre-gyp and lets TensorFlow's
+// start-up lines through. The kernels and the backend class are tfjs-node's, unchanged.
+import * as tf from '@tensorflow/tfjs';
+import * as path from 'path';
+import { addonPackageDir, nativeDir, readStatus } from './paths';
+
+interface QuietAddon {
+  mute(): void;
+  unmute(): void;
+  dlopen(file: string): string | null;
+}
+
+export interface NativeBackendInfo {
+  variant: 'cpu' | 'gpu';
+  /** TensorFlow's own version string (TF_Version) */
+  tensorflow: string;
+}
+
+export type NativeLoad = { ok: true; info: NativeBackendInfo } | { ok: false; reason: string; quiet: boolean };
+
+let loaded: NativeLoad | undefined;
+
+export const nativeVerbose = (): boolean => process.env.GLM46V_VERBOSE === '1';
+
+/** Runs fn with TensorFlow's pre-InitializeLog lines muted (unless GLM46V_VERBOSE=1). */
+function muted<T>(quiet: QuietAddon | undefined, fn: () => T): T {
+  if (!quiet) return fn();
+  quiet.mute();
+  try {
+    return fn();
+  } finally {
+    quiet.unmute();
+  }
+}
+
+/** Loads the native build once and registers the 'tensorflow' backend; says why not when it cannot. */
+export function loadNativeBackend(): NativeLoad {
+  if (loaded) return loaded;
+  const status = readStatus();
+  if (!status) {
+    return (loaded = { ok: false, quiet: false, reason: "native TensorFlow backend not set up: run 'npx glm46v setup'" });
+  }
+  if (!status.ok) {
+    return (loaded = { ok: false, quiet: status.optedOut === true, reason: status.reason ?? 'native TensorFlow backend not built' });
+  }
+  const dir = addonPackageDir(status.variant);
+  try {
+    if (!nativeVerbose()) process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+    const quiet = nativeVerbose()
+      ? undefined
+      : (require(path.join(nativeDir(), 'quiet', 'build', 'Release', 'glm46v_quiet.node')) as QuietAddon);
+    const err = muted(quiet, () => quiet?.dlopen(path.join(dir, 'deps', 'lib', 'libtensorflow_cc.so.2')) ?? null);
+    if (err) throw new Error(err);
+    const binding = muted(quiet, () => require(path.join(dir, 'build', 'Release', 'tfjs_binding.node'))) as { TF_Version: string };
+    require(path.join(dir, 'dist', 'register_all_kernels'));
+    const { NodeJSKernelBackend } = require(path.join(dir, 'dist', 'nodejs_kernel_backend'));
+    const pkg = status.variant === 'gpu' ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+    tf.registerBackend('tensorflow', () => muted(quiet, () => new NodeJSKernelBackend(binding, pkg)), 3);
+    return (loaded = { ok: true, info: { variant: status.variant, tensorflow: binding.TF_Version } });
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    return (loaded = { ok: false, quiet: false, reason: `native TensorFlow backend did not load (${msg}): run 'npx glm46v setup --force'` });
+  }
+}
+
+/** Whether the running 'tensorflow' backend placed its ops on a GPU (tfjs-node-gpu with a CUDA device). */
+export function nativeUsesGpu(): boolean {
+  const be = tf.engine().findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean } | null;
+  return be?.isUsingGpuDevice === true;
+}
