@@ -42,7 +42,8 @@ export function loadNativeBackend(): NativeLoad {
     return (loaded = { ok: false, quiet: false, reason: "native TensorFlow backend not set up: run 'npx glm46v setup'" });
   }
   if (!status.ok) {
-    return (loaded = { ok: false, quiet: status.optedOut === true, reason: status.reason ?? 'native TensorFlow backend not built' });
+    const reason = `${status.reason ?? 'native TensorFlow backend not built'}; 'npx glm46v setup' builds it`;
+    return (loaded = { ok: false, quiet: status.optedOut === true, reason });
   }
   const dir = addonPackageDir(status.variant);
   try {

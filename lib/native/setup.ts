@@ -96,7 +96,7 @@ const lastLine = (text: string) => text.split('\n').filter((l) => l.trim()).pop(
 
 function findPython(): string {
   for (const py of ['python3', 'python']) if (run(py, ['-m', 'pip', '--version']).ok) return py;
-  throw new SetupError('no pip found (python3 -m pip)');
+  throw new SetupError('no pip found (python3 -m pip): install it, e.g. Debian\'s python3-pip');
 }
 
 /** The folder whose include/node holds node_api.h, for node-gyp's --nodedir (it would download headers otherwise). */
@@ -243,8 +243,7 @@ export function setupNative(opts: SetupOptions): NativeStatus {
   const prev = readStatus();
   const built = fs.existsSync(path.join(addonPackageDir(opts.variant), 'build', 'Release', 'tfjs_binding.node'));
   if (!opts.force && prev?.ok && prev.variant === opts.variant && prev.tensorflow === TENSORFLOW && built) {
-    log(`native backend already built (TensorFlow ${TENSORFLOW}, ${opts.variant}); --force rebuilds it`);
-    return prev;
+    return prev; // `--force` rebuilds
   }
   try {
     return build(opts, log);

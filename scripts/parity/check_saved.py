@@ -5,7 +5,9 @@ transformers (no missing, unexpected or mismatched keys allowed), runs the input
 spec/fixtures/model/tiny_a_batch.safetensors (two left-padded prompts with images), gets our logits for the same
 checkpoint (scripts/train/saved_logits.ts), prints the largest difference on non-padding tokens, and writes
 spec/fixtures/train/saved_tiny_a.safetensors: `logits:<case>` (transformers) and, in the metadata, each case's
-finetune arguments. spec/lib/train/saved.spec.ts replays those arguments and compares our logits with the file's.
+finetune arguments, and copies each checkpoint's config and weights to spec/fixtures/train/saved/<case>/.
+spec/lib/train/saved.spec.ts compares our logits on those weights with the file's, and replays the arguments to check
+what finetune writes.
 
 Rerun (from the repository root, about a minute):
     /work/pyref/bin/python scripts/parity/check_saved.py
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +104,12 @@ def main() -> None:
             print(f"{name}: files {sorted(p.name for p in ckpt.iterdir())}\n  max |transformers - ours| logits = {d:.3e}")
             tensors[f"logits:{name}"] = theirs
             digests[name] = weights_digest(ckpt)
+            keep = ROOT / "spec/fixtures/train/saved" / name
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.mkdir(parents=True)
+            for f in ckpt.iterdir():
+                if f.name == "config.json" or f.name.startswith("model"):
+                    shutil.copy(f, keep / f.name)
         write_reference(OUT, {"in:attention_mask": mask, **tensors}, model_dir("tiny_a"), "glm4v",
                         "transformers' logits for checkpoints saved by glm46v finetune (see check_saved.py)",
                         {"cases": json.dumps(CASES), "data": DATA, "inputs": "../model/tiny_a_batch.safetensors",
