@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -5,7 +6,7 @@ import * as path from 'path';
 import { fixturePath } from '../helpers/fixtures';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'glm46v.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'generate', ...args], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: 'wasm' } });
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'generate', ...args], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: tf.getBackend() } });
 
 describe('glm46v generate', () => {
   it('streams an answer with the built-in model and ends with the timing line', () => {

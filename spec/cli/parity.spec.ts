@@ -1,10 +1,11 @@
+import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { fixturePath } from '../helpers/fixtures';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'glm46v.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: 'wasm' } });
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: tf.getBackend() } });
 
 describe('glm46v parity', () => {
   for (const name of ['tiny_a_batch', 'tiny_b_image', 'gen_batch']) {

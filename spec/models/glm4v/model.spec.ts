@@ -56,9 +56,14 @@ describe('Glm4vForConditionalGeneration', () => {
     const last = model.forward({ ...inputs, labels: undefined, logitsToKeep: 1 });
     const L = all.logits.shape[1];
     expect(last.logits.shape).to.deep.equal([1, 1, all.logits.shape[2]]);
-    const tail = tf.slice(all.logits, [0, L - 1, 0], [1, 1, -1]);
-    expect(tf.max(tf.abs(tf.sub(tail, last.logits))).dataSync()[0]).to.equal(0);
-    tf.dispose([all.logits, last.logits, tail, inputs.pixelValues!]);
+    const row = (i: number) => tf.slice(all.logits, [0, i, 0], [1, 1, -1]);
+    const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
+    // lm_head on 1 row and on 30 rows may run different GEMM kernels (oneDNN's GEMV for one row), whose sums round
+    // differently: 1e-5 is float32 rounding for these logits (|x| < 10), while a wrong row is off by order one.
+    const [tail, before] = [row(L - 1), row(L - 2)];
+    expect(maxDiff(tail, last.logits)).to.be.at.most(1e-5);
+    expect(maxDiff(before, last.logits)).to.be.greaterThan(1e-2);
+    tf.dispose([all.logits, last.logits, tail, before, inputs.pixelValues!]);
   });
 
   it('does not leak tensors across 20 forward-and-backward passes', () => {
