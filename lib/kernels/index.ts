@@ -1,9 +1,10 @@
 // Kernel and gradient overrides that the package relies on, installed once per backend by initBackend.
 // Each override applies only to the backend it was written for and is tested against the cpu backend
 // (spec/lib/kernels*.spec.ts): wasm gets XNNPACK matmuls for every form, UnsortedSegmentSum and an Identity that
-// shares its input's data; every backend gets zero gradients for comparison ops. 'tensorflow', 'webgpu' and 'cpu'
-// get no kernels from here.
+// shares its input's data; 'tensorflow' gets TF's 2-D MatMul op for rank-2 products; every backend gets zero
+// gradients for comparison ops. 'webgpu' and 'cpu' get no kernels from here.
 import type { BackendName } from '../backend';
+import { installTfMatMul } from './tf_matmul';
 import { installWasmIdentity } from './wasm_identity';
 import { installWasmMatMul } from './wasm_matmul';
 import { installWasmSegmentSum } from './wasm_segment_sum';
@@ -25,4 +26,5 @@ export function installKernelOverrides(backend: BackendName): void {
     installWasmSegmentSum();
     installWasmIdentity();
   }
+  if (backend === 'tensorflow') installTfMatMul();
 }

@@ -176,6 +176,15 @@ function unpackTfjsNode(variant: NativeVariant, tfDir: string, work: string, log
   if (!tar.ok) throw new SetupError(`could not unpack ${info.filename} (${lastLine(tar.out)})`);
   fs.rmSync(packDir, { recursive: true, force: true });
   fs.symlinkSync(tfDir, path.join(work, 'package', 'deps'));
+  // Outside the package (GLM46V_NATIVE_DIR), tfjs-node's require('@tensorflow/tfjs') must still reach our copy.
+  if (path.relative(packageRoot(), work).startsWith('..')) {
+    const tfjs = path.dirname(require.resolve('@tensorflow/tfjs/package.json'));
+    for (const dep of ['@tensorflow/tfjs', '@tensorflow/tfjs-core', 'google-protobuf']) {
+      const link = path.join(work, 'package', 'node_modules', dep);
+      fs.mkdirSync(path.dirname(link), { recursive: true });
+      fs.symlinkSync(path.dirname(require.resolve(`${dep}/package.json`, { paths: [tfjs, __dirname] })), link);
+    }
+  }
 }
 
 function nodeGyp(cwd: string, nodeGypJs: string, nodeDir: string, extra: string[], logFile: string, what: string): void {

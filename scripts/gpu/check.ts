@@ -1,4 +1,6 @@
-// GPU check for users: which backend and device tfjs runs on, a matMul checked against the cpu backend, GFLOP/s.
+// GPU check for users: which backend and device tfjs runs on, a matMul checked against the cpu backend, GFLOP/s, and a
+// summary table at the end. On the CUDA backend it also asks nvidia-smi whether this process holds GPU memory, so the
+// check shows that ops ran on the GPU rather than that the library loaded (scripts/gpu/check_cuda.sh runs it so).
 // Usage: npx tsx scripts/gpu/check.ts [--sizes 512,1024] [--suite] [--bench]
 //   GLM46V_BACKEND picks the backend (default here: webgpu, falling back like initBackend does).
 //   --suite then runs, on that backend in a child process, the specs of scripts/gpu/gpu_specs.txt: the reference
@@ -9,7 +11,8 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, setBackendPreference, shutdownBackend, type BackendName } from '../../lib/backend';
+import { describeBackend, initBackend, setBackendPreference, shutdownBackend, type BackendName } from '../../lib/backend';
+import { nativeUsesGpu } from '../../lib/native/load';
 import { webGpuAdapter } from '../../lib/webgpu';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -101,11 +104,22 @@ function gpuSpecs(backend: string): string[] {
   return backend === 'webgpu' ? [...listed, 'spec/lib/webgpu.spec.ts'] : listed;
 }
 
-function runSuite(backend: BackendName): number {
+/** Runs the specs in a child, its output passed through; returns the exit status and mocha's closing counts. */
+function runSuite(backend: BackendName): { status: number; counts: string } {
   const specs = gpuSpecs(backend);
   process.stdout.write(`\nspecs on ${backend}: ${specs.join(' ')}\n`);
-  const r = spawnSync('npx', ['mocha', ...specs], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, GLM46V_BACKEND: backend } });
-  return r.status ?? 1;
+  const r = spawnSync('npx', ['mocha', ...specs], { cwd: ROOT, encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, GLM46V_BACKEND: backend } });
+  process.stdout.write(r.stdout + r.stderr);
+  const counts = ['passing', 'failing', 'pending'].map((w) => new RegExp(`(\\d+) ${w}`).exec(r.stdout)?.[0]).filter(Boolean).join(', ');
+  return { status: r.status ?? 1, counts: counts || 'no mocha summary' };
+}
+
+/** The GPU memory nvidia-smi lists for this process, or why it cannot say. */
+function gpuMemoryOfThisProcess(): string {
+  const r = spawnSync('nvidia-smi', ['--query-compute-apps=pid,used_memory', '--format=csv,noheader'], { encoding: 'utf8' });
+  if (r.status !== 0) return `nvidia-smi unavailable (${r.error?.message ?? r.stderr.trim().split('\n')[0]})`;
+  const mine = r.stdout.split('\n').find((l) => l.split(',')[0]?.trim() === String(process.pid));
+  return mine ? `this process holds ${mine.split(',')[1]!.trim()} on the GPU (nvidia-smi)` : 'nvidia-smi lists no GPU memory for this process';
 }
 
 function runBench(backend: BackendName): number {
@@ -125,10 +139,13 @@ async function main(): Promise<number> {
   if (!process.env.GLM46V_BACKEND) setBackendPreference('webgpu');
   const backend = await initBackend({ quiet: true });
   const adapter = webGpuAdapter();
-  const device = backend === 'webgpu' && adapter ? `${adapter.name} (${adapter.description})` : 'host CPU';
-  process.stdout.write(`backend: ${backend}\ndevice: ${device}\n`);
+  const device = backend === 'webgpu' && adapter ? `${adapter.name} (${adapter.description})`
+    : backend === 'tensorflow' && nativeUsesGpu() ? 'CUDA GPU (tfjs-node-gpu)' : 'host CPU';
+  process.stdout.write(`backend: ${describeBackend()}\ndevice: ${device}\n`);
+  const summary: [string, string][] = [['backend', describeBackend()], ['device', device]];
   const slow = backend === 'cpu' || adapter?.software === true;
-  const sizes = args.sizes ?? (backend === 'webgpu' && !slow ? [1024, 2048, 4096] : [256, 512]);
+  const onGpu = (backend === 'webgpu' && !slow) || (backend === 'tensorflow' && nativeUsesGpu());
+  const sizes = args.sizes ?? (onGpu ? [1024, 2048, 4096] : [256, 512]);
   let failed = 0;
   // Correctness on a tile-aligned and a ragged shape; the cpu backend (~1 GFLOP/s) bounds the sizes.
   for (const dims of [[512, 512, 512], [333, 517, 259]]) {
@@ -137,15 +154,29 @@ async function main(): Promise<number> {
     if (!(maxDiff <= tol)) failed++;
     const verdict = maxDiff <= tol ? 'ok' : 'MISMATCH';
     process.stdout.write(`matMul ${dims.join('x')}: max |${backend} - cpu| = ${maxDiff.toExponential(2)} ${verdict}\n`);
+    summary.push([`matMul ${dims.join('x')} vs cpu`, `${maxDiff.toExponential(2)} ${verdict}`]);
   }
   for (const n of sizes) {
     const rate = await gflops(n, slow ? 1000 : 300);
     process.stdout.write(`matMul ${n}x${n}x${n}: ${rate.toFixed(1)} GFLOP/s\n`);
+    summary.push([`matMul ${n}^3`, `${rate.toFixed(1)} GFLOP/s`]);
   }
+  if (backend === 'tensorflow' && nativeUsesGpu()) summary.push(['GPU placement', gpuMemoryOfThisProcess()]);
   // the children start their own backend: release the device first
   shutdownBackend();
-  if (args.suite) failed += runSuite(backend) === 0 ? 0 : 1;
-  if (args.bench) failed += runBench(backend) === 0 ? 0 : 1;
+  if (args.suite) {
+    const suite = runSuite(backend);
+    failed += suite.status === 0 ? 0 : 1;
+    summary.push(['reference suite (gpu_specs.txt)', `${suite.counts}${suite.status === 0 ? '' : ' FAILED'}`]);
+  }
+  if (args.bench) {
+    const status = runBench(backend);
+    failed += status === 0 ? 0 : 1;
+    summary.push(['benchmark --quick', status === 0 ? `table above, out/bench_${backend}.json` : 'FAILED']);
+  }
+  const width = Math.max(...summary.map(([k]) => k.length));
+  process.stdout.write(`\n| ${'check'.padEnd(width)} | result |\n| ${'-'.repeat(width)} | --- |\n`);
+  for (const [k, v] of summary) process.stdout.write(`| ${k.padEnd(width)} | ${v} |\n`);
   process.stdout.write(failed === 0 ? 'check passed\n' : `check FAILED (${failed})\n`);
   return failed === 0 ? 0 : 1;
 }
