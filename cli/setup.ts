@@ -15,6 +15,24 @@ function variantFromEnv(): NativeVariant | 'off' {
   throw new CliError(`GLM46V_NATIVE=${process.env.GLM46V_NATIVE}: expected 0, 1, cpu or gpu`);
 }
 
+/** Builds the variant asked for (flag, else GLM46V_NATIVE) and says in one line how it went. */
+async function setup(gpu: boolean, force: boolean, postinstall: boolean): Promise<void> {
+  const env = variantFromEnv();
+  if (postinstall && env === 'off') {
+    optOutNative();
+    return;
+  }
+  const variant: NativeVariant = gpu ? 'gpu' : env === 'off' ? 'cpu' : env;
+  const status = setupNative({ variant, force });
+  if (status.ok) {
+    process.stderr.write(`glm46v: native TensorFlow backend ready (TensorFlow ${status.tensorflow}, ${variant === 'gpu' ? 'tfjs-node-gpu' : 'tfjs-node'})\n`);
+    return;
+  }
+  const later = postinstall ? "; the package runs on WASM. Add it later with 'npx glm46v setup'" : '';
+  process.stderr.write(`glm46v: ${status.reason}${later}\n`);
+  if (!postinstall) process.exitCode = 1;
+}
+
 export const command = {
   summary: 'build the native TensorFlow backend',
   async run(argv: string[]): Promise<void> {
@@ -24,20 +42,12 @@ export const command = {
       postinstall: { type: 'boolean', help: 'as run by npm install: never fails, honours GLM46V_NATIVE' },
     }, USAGE);
     if (!a) return;
-    const postinstall = a.postinstall === true;
-    const env = variantFromEnv();
-    if (postinstall && env === 'off') {
-      optOutNative();
-      return;
+    if (a.postinstall !== true) return setup(a.gpu === true, a.force === true, false);
+    try {
+      await setup(a.gpu === true, a.force === true, true);
+    } catch (e) {
+      // nothing fails an install: the reason, and the package runs on WASM
+      process.stderr.write(`glm46v setup: ${e instanceof Error ? e.message : String(e)}; the package runs on WASM\n`);
     }
-    const variant: NativeVariant = a.gpu ? 'gpu' : env === 'off' ? 'cpu' : env;
-    const status = setupNative({ variant, force: a.force === true });
-    if (status.ok) {
-      process.stderr.write(`glm46v: native TensorFlow backend ready (TensorFlow ${status.tensorflow}, ${variant === 'gpu' ? 'tfjs-node-gpu' : 'tfjs-node'})\n`);
-      return;
-    }
-    const later = postinstall ? "; the package runs on WASM. Add it later with 'npx glm46v setup'" : '';
-    process.stderr.write(`glm46v: ${status.reason}${later}\n`);
-    if (!postinstall) process.exitCode = 1;
   },
 };
