@@ -35,7 +35,8 @@ function childResult(r: ReturnType<typeof spawnSync>, what: string): Res | strin
   return r.status === 0 && line ? (JSON.parse(line) as Res) : `our ${what} child failed (exit ${r.status}, signal ${r.signal})`;
 }
 
-const childEnv = (threads: number) => ({ ...process.env, GLM46V_WASM_THREADS: String(threads) });
+// the thread count for wasm (GLM46V_WASM_THREADS) and for the native backend's TensorFlow (TF_NUM_INTRAOP_THREADS)
+const childEnv = (threads: number) => ({ ...process.env, GLM46V_WASM_THREADS: String(threads), TF_NUM_INTRAOP_THREADS: String(threads) });
 const threadsLabel = (t: number) => `${t} thread${t > 1 ? 's' : ''}`;
 
 /** Runs this file again as a child for the timed rows (fresh process: its own wasm build, thread pool and peak RSS). */
@@ -151,9 +152,10 @@ async function main(): Promise<void> {
   if (lo || lt) notes.push(`training losses (same weights, data and AdamW step): ours ${lo?.map((x) => x.toFixed(4)).join(', ') ?? '-'}; PyTorch ${lt?.map((x) => x.toFixed(4)).join(', ') ?? '-'}`);
   const parity = maxDiff(Object.values(ours).map((r) => r.prefill_last_logits).find(Boolean), Object.values(torch).map((r) => r.prefill_last_logits).find(Boolean));
   const tv = Object.values(torch)[0];
+  const ourBackend = [...new Set(Object.values(ours).map((r) => (r.backend === 'tensorflow' ? `tensorflow (TensorFlow ${r.tensorflow})` : r.backend)))].join(' / ');
   if (parity !== undefined) notes.push(`same weights and inputs: prefill last-token logits max |ours - PyTorch| = ${parity.toExponential(2)}`);
   const head = [
-    `ours: tfjs ${tfVersion()} wasm backend (lib/kernels overrides) with ${ourThreads.join(' / ')} thread(s); PyTorch ${tv?.torch ?? '-'} + transformers with torch.set_num_threads(${torchThreads.join(' / ')}), attention ${tv?.attn_implementation ?? '-'}`,
+    `ours: tfjs ${tfVersion()} ${ourBackend} backend (lib/kernels overrides) with ${ourThreads.join(' / ')} thread(s); PyTorch ${tv?.torch ?? '-'} + transformers with torch.set_num_threads(${torchThreads.join(' / ')}), attention ${tv?.attn_implementation ?? '-'}`,
     `load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadEnd.map((x) => x.toFixed(2)).join(' ')} at end (${os.cpus().length} cores, shared)`,
     `each row: warm-up ${p.warmup}, then the median of ${p.runs} runs (decode: of ${p.decodeSteps - 1} steps after the first; train: of ${p.trainSteps} steps)`,
   ];

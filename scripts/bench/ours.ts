@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../lib/backend';
+import { loadNativeBackend } from '../../lib/native/load';
 import { decodeOne, prefill } from '../../lib/generate';
 import { HostTensor, SafetensorsFile } from '../../lib/safetensors';
 import { AdamW, paramGroups } from '../../lib/train/adamw';
@@ -76,7 +77,8 @@ async function awaitDispose(t: tf.Tensor): Promise<void> {
 export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
   const backend = await initBackend({ quiet: true });
   const wasm = backend === 'wasm' ? (require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm')) : undefined;
-  const res: Record<string, unknown> = { backend, threads: wasm ? wasm.getThreadsCount() : undefined };
+  const native = backend === 'tensorflow' ? loadNativeBackend() : undefined;
+  const res: Record<string, unknown> = { backend, threads: wasm ? wasm.getThreadsCount() : undefined, tensorflow: native?.ok ? native.info.tensorflow : undefined };
   const f = new SafetensorsFile(path.join(o.model, 'inputs.safetensors'));
   const inp = (k: string) => f.read(k);
   const meta = f.metadata;
