@@ -48,6 +48,12 @@ export function loadNativeBackend(): NativeLoad {
   const dir = addonPackageDir(status.variant);
   try {
     if (!nativeVerbose()) process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+    if (status.variant === 'gpu') {
+      // float32 stays float32: cuBLAS and cuDNN would round matmul inputs to TF32 on Ampere and later GPUs
+      process.env.NVIDIA_TF32_OVERRIDE ??= '0';
+      // TF would take nearly all GPU memory at start, and tfjs has no API for TF's gpu_options
+      process.env.TF_FORCE_GPU_ALLOW_GROWTH ??= 'true';
+    }
     const quiet = nativeVerbose()
       ? undefined
       : (require(path.join(nativeDir(), 'quiet', 'build', 'Release', 'glm46v_quiet.node')) as QuietAddon);

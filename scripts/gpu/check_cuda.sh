@@ -17,7 +17,7 @@ else
 fi
 npx glm46v setup --gpu || exit 1
 echo "setup took $(( $(date +%s) - t0 )) s"
-export GLM46V_BACKEND=tensorflow TF_FORCE_GPU_ALLOW_GROWTH=true
+export GLM46V_BACKEND=tensorflow
 line=$(node bin/glm46v.js generate --image assets/examples/count.png --prompt "How many shapes are there?" 2>&1 >/dev/null | grep '^glm46v: backend')
 echo "$line"
 case "$line" in
