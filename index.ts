@@ -1,5 +1,6 @@
 // Public entry point of the glm46v package.
-export { initBackend, setBackendPreference, shutdownBackend } from './lib/backend';
+export { describeBackend, initBackend, setBackendPreference, shutdownBackend } from './lib/backend';
+export { setupNative } from './lib/native/setup';
 export type { BackendName } from './lib/backend';
 export { SafetensorsFile, readAllSafetensors, writeSafetensors } from './lib/safetensors';
 export { CheckpointReader, loadWeights, WeightLoadError } from './lib/checkpoint';

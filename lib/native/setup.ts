@@ -101,7 +101,11 @@ function findPython(): string {
 
 /** The folder whose include/node holds node_api.h, for node-gyp's --nodedir (it would download headers otherwise). */
 function findNodeDir(): string {
-  const candidates = [process.env.npm_config_nodedir, path.dirname(path.dirname(process.execPath)), '/usr', '/usr/local'];
+  const set = process.env.npm_config_nodedir;
+  if (set && !fs.existsSync(path.join(set, 'include', 'node', 'node_api.h'))) {
+    throw new SetupError(`npm_config_nodedir=${set} has no include/node/node_api.h (the Node.js headers)`);
+  }
+  const candidates = [set, path.dirname(path.dirname(process.execPath)), '/usr', '/usr/local'];
   for (const c of candidates) if (c && fs.existsSync(path.join(c, 'include', 'node', 'node_api.h'))) return c;
   throw new SetupError(`no Node.js headers (node_api.h) under ${path.dirname(path.dirname(process.execPath))}/include/node: install them or set npm_config_nodedir`);
 }
@@ -145,7 +149,9 @@ function ensureTensorflow(variant: NativeVariant, python: string, log: (l: strin
     const platforms = PLATFORMS.flatMap((p) => ['--platform', p]);
     const dl = run(python, ['-m', 'pip', 'download', '-q', '--disable-pip-version-check', '--no-deps', '--only-binary=:all:',
       '--require-hashes', '--python-version', '3.11', '--implementation', 'cp', ...platforms, '-d', path.join(work, 'download'), '-r', req]);
-    if (!dl.ok) throw new SetupError(`pip could not download the TensorFlow wheel (${lastLine(dl.out) || dl.error?.message})`);
+    if (!dl.ok) {
+      throw new SetupError(`pip could not download the TensorFlow wheel (${lastLine(dl.out) || dl.error?.message}): is PyPI reachable through pip's index and proxy settings?`);
+    }
     log('unpacking libtensorflow and its C headers');
     const up = run(python, ['-c', UNPACK_PY, path.join(work, 'download'), work]);
     if (!up.ok) throw new SetupError(`unpacking the TensorFlow wheel failed (${lastLine(up.out)})`);
