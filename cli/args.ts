@@ -1,4 +1,9 @@
 // A small argument parser for the sub-commands: --flag value, repeated flags, booleans, and --help.
+import { packageFile } from '../lib/package_root';
+
+/** The small model shipped inside the package, used where --model is omitted (found from the checkout or dist/). */
+export const BUILTIN_MODEL = packageFile('assets', 'model');
+
 export class CliError extends Error {
   override name = 'CliError';
 }

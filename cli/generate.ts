@@ -11,14 +11,12 @@ import type { ContentPart } from '../processors/chat_template';
 import { loadImage, RgbImage } from '../processors/image_io';
 import { Glm46VImageProcessor } from '../processors/image_processor';
 import { loadProcessor } from '../processors/processor';
-import { CliError, parseArgs } from './args';
+import { BUILTIN_MODEL, CliError, parseArgs } from './args';
 import { prepareVideo } from './video_input';
 import * as tf from '@tensorflow/tfjs';
 
 const USAGE = 'usage: glm46v generate [--model DIR] [--image FILE]... [--video FILE|DIR] --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S]';
 
-/** The small model shipped inside the package, used where --model is omitted. */
-export const BUILTIN_MODEL = path.join(__dirname, '..', 'assets', 'model');
 
 function checkModelDir(dir: string): void {
   if (!fs.existsSync(path.join(dir, 'config.json'))) throw new CliError(`model folder ${dir} is not readable: no config.json`);

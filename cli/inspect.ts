@@ -6,19 +6,18 @@ import { readJson } from '../lib/config';
 import { parseGlm4vConfig } from '../models/glm4v/config';
 import { Glm4vTextModel } from '../models/glm4v/text';
 import { isIgnoredKey } from '../models/glm4v/weights';
-import { CliError, parseArgs } from './args';
+import { BUILTIN_MODEL, parseArgs } from './args';
 
-const USAGE = 'usage: glm46v inspect --model DIR';
+const USAGE = 'usage: glm46v inspect [--model DIR]';
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 export const command = {
   summary: 'inspect',
   async run(argv: string[]): Promise<void> {
-    const a = parseArgs(argv, { model: { type: 'string', help: 'Hugging Face checkpoint folder (config.json + safetensors)' } }, USAGE);
+    const a = parseArgs(argv, { model: { type: 'string', help: 'Hugging Face checkpoint folder (default: the built-in model)' } }, USAGE);
     if (!a) return;
-    const dir = a.model as string | undefined;
-    if (!dir) throw new CliError(`--model DIR is required (no model is shipped with the package yet)\n${USAGE}`);
+    const dir = (a.model as string | undefined) ?? BUILTIN_MODEL;
     const configFile = path.join(dir, 'config.json');
     const config = parseGlm4vConfig(readJson(configFile), configFile);
     const { raw: _raw, ...parsed } = config;

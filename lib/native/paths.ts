@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { packageRoot } from '../package_root';
 
 export type NativeVariant = 'cpu' | 'gpu';
 
@@ -16,15 +17,6 @@ export interface NativeStatus {
   optedOut?: boolean;
   tensorflow?: string;
   tfjsNode?: string;
-}
-
-/** The folder with this package's package.json, found from this file in the checkout (lib/) or the build (dist/lib/). */
-export function packageRoot(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'glm46v') return dir;
-    if (path.dirname(dir) === dir) throw new Error(`glm46v: no package.json above ${__dirname}`);
-  }
 }
 
 /** GLM46V_NATIVE_DIR, else native/ in the package: the tfjs-node sources, the addons and status.json. */

@@ -6,7 +6,8 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { addonPackageDir, cacheDir, nativeDir, NativeStatus, NativeVariant, packageRoot, readStatus, writeStatus } from './paths';
+import { packageRoot } from '../package_root';
+import { addonPackageDir, cacheDir, nativeDir, NativeStatus, NativeVariant, readStatus, writeStatus } from './paths';
 
 const TENSORFLOW = '2.21.0';
 const TFJS_NODE = '4.22.0';
