@@ -1,6 +1,6 @@
 // Where a model's answers go wrong, by whether the question needs it to find "the square" among other shapes:
-//   npx tsx scripts/data/eval.ts --model DIR --data OUT/val.jsonl --answers answers.jsonl
-//   npx tsx scripts/data/binding_errors.ts answers.jsonl val
+//   npx tsx research/shapes/eval.ts --model DIR --data OUT/val.jsonl --answers answers.jsonl
+//   npx tsx research/shapes/binding_errors.ts answers.jsonl val
 // The scenes are made again from the split's seeds (shapes_scene.splitExample; line N is example N - 1). A question
 // that names a shape (its colour, its side) is counted in one of three groups (shapes_scene.bindingGroup): the image
 // has that shape alone; it has others, but every shape would give the same answer; or the answer depends on which

@@ -1,5 +1,5 @@
 // The labelled token rows of a chat JSONL as our loader builds them (ids, labels, image path), as JSON for
-// scripts/data/torch_recipe.py:   npx tsx scripts/data/export_rows.ts MODEL_DIR IN.jsonl OUT.json
+// research/shapes/torch_recipe.py:   npx tsx research/shapes/export_rows.ts MODEL_DIR IN.jsonl OUT.json
 import * as fs from 'fs';
 import { ChatDataset } from '../../lib/train/data';
 const [model, file, out] = process.argv.slice(2);

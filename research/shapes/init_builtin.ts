@@ -1,5 +1,5 @@
 // Writes the untrained built-in model (a small GLM-4.6V, randomly initialised) in Hugging Face layout:
-//   npx tsx scripts/data/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]
+//   npx tsx research/shapes/init_builtin.ts OUT_DIR [--seed N] [--vision-std X] [--text-std X] [--rope-theta X]
 //                                            [--vision-out-scale X] [--set text_config.hidden_size=256]...
 // The tokenizer, chat template and processor configs are the tiny tokenizer's (scripts/parity/tiny_tokenizer.py,
 // as saved in spec/fixtures/models/tiny_b, the glm46v fixture). Its pixel budget (3136..25088 px for the two

@@ -1,10 +1,10 @@
-// Exact-match accuracy of a model folder on a chat-format test.jsonl (scripts/data/make_shapes.ts):
-//   npx tsx scripts/data/eval.ts --model DIR --data test.jsonl [--limit N] [--max-new-tokens N] [--show-wrong]
+// Exact-match accuracy of a model folder on a chat-format test.jsonl (research/shapes/make_shapes.ts):
+//   npx tsx research/shapes/eval.ts --model DIR --data test.jsonl [--limit N] [--max-new-tokens N] [--show-wrong]
 //                                [--answers FILE.jsonl]
 // Each question goes through the same path as `glm46v generate`: the model's chat template with the generation
 // prompt, the image processor, greedy decoding until an eos id; the answer (special tokens skipped, trimmed) must
 // equal the reference answer exactly. Last line: `accuracy: N/T = X%`. --answers writes every question's answer
-// ({line, question, expected, got} per line) for scripts/data/binding_errors.ts.
+// ({line, question, expected, got} per line) for research/shapes/binding_errors.ts.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';

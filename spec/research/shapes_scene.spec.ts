@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { Example, Scene, answerAbout, bindingGroup, firstInRaster, place, rng, splitExample } from '../../scripts/data/shapes_scene';
+import { Example, Scene, answerAbout, bindingGroup, firstInRaster, place, rng, splitExample } from '../../research/shapes/shapes_scene';
 
-describe('the built-in task (scripts/data/shapes_scene)', () => {
+describe('the built-in task (research/shapes/shapes_scene)', () => {
   const rand = rng(1);
   // row 0 = top, col 0 = left
   const circle = place('circle', 'red', 0, 0, rand);

@@ -1,5 +1,5 @@
 # PyTorch prototype of the built-in model's training recipe, for fast recipe search (~3x faster per step than our wasm
-# finetune here): the same token rows as our loader (scripts/data/export_rows.ts), the same init, AdamW with warmup +
+# finetune here): the same token rows as our loader (research/shapes/export_rows.ts), the same init, AdamW with warmup +
 # cosine and clipping at 1.0; prints exact-match accuracy per question kind on the test rows (teacher-forced argmax
 # over the answer tokens, which equals greedy exact match) and on 200 training rows. --oracle replaces the vision
 # tower by perfect per-token features (a fixed embedding of shape x colour read off the pixels, plus the token's cell,
@@ -11,7 +11,7 @@
 # --vis_blocks / --vis_attn / --vis_merger / --vis_scale / --embed_scale / --post_norm rescale parts of the init
 # before training (what the README's search tried); --init can be a trained model (a second stage) and --save DIR
 # writes the result.
-#   python scripts/data/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
+#   python research/shapes/torch_recipe.py --init out/init --data out/shapes [--steps N --lr X --oracle]
 # (out/init from init_builtin.ts; out/shapes holding tok_train.json / tok_test.json from export_rows.ts)
 import json, math, time, argparse
 import numpy as np, torch

@@ -1,6 +1,6 @@
 # The built-in model's pixel values for an image file, as our processor makes them for a 112 x 112 image (no resize):
 # CLIP-normalised, the frame doubled to the 2 temporal patches, 14 px patches in 2 x 2 merge order; and what each image
-# token's 28 px cell holds, read off the pixels. Shared by the PyTorch scripts of scripts/data/.
+# token's 28 px cell holds, read off the pixels. Shared by the PyTorch scripts of research/shapes/.
 import numpy as np, torch
 from PIL import Image
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32); STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)

@@ -1,5 +1,5 @@
-// Writes the built-in model's dataset (scripts/data/shapes_scene.ts) as chat-format JSONL for `glm46v finetune`:
-//   npx tsx scripts/data/make_shapes.ts OUT_DIR [--train N] [--test N] [--val N] [--turns K]
+// Writes the built-in model's dataset (research/shapes/shapes_scene.ts) as chat-format JSONL for `glm46v finetune`:
+//   npx tsx research/shapes/make_shapes.ts OUT_DIR [--train N] [--test N] [--val N] [--turns K]
 // OUT_DIR/train.jsonl, OUT_DIR/test.jsonl and OUT_DIR/images/{train,test}_NNNNN.png (paths relative to the JSONL);
 // with --val N also OUT_DIR/val.jsonl, a third held-out split in the test format for choosing between models without
 // looking at the test questions. A test or val line is one image and one question. A training line is one image and
@@ -8,7 +8,7 @@
 // the image ("What colour is the circle?" red, "Which shape is red?"), and training learns that shortcut instead
 // (README, the built-in model). Every example comes from its own seed (shapes_scene.splitExample), so the files are
 // identical on every run and no two splits share a seed.
-//   npx tsx scripts/data/make_shapes.ts --examples assets/examples
+//   npx tsx research/shapes/make_shapes.ts --examples assets/examples
 // writes the README's example images and examples.json (question and expected answer of each).
 import * as fs from 'fs';
 import * as path from 'path';

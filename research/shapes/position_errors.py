@@ -1,7 +1,7 @@
 # Where a model's position answers go wrong on the held-out questions: accuracy of the left/right and top/bottom
 # questions by the asked shape's column / row and by the number of shapes in the image (read off the pixels by
 # shapes_patches.cells). Greedy exact match as torch_recipe.py (teacher-forced argmax).
-#   python scripts/data/position_errors.py MODEL_DIR DATA_DIR
+#   python research/shapes/position_errors.py MODEL_DIR DATA_DIR
 # (DATA_DIR from make_shapes.ts, holding tok_test.json from export_rows.ts)
 import argparse, json
 import torch

@@ -2,7 +2,7 @@
 # colour (read off the pixels, shapes_patches.cells) and the background, the mean of the RMS-normalised features
 # (what the text model's first norm hands on), the between- and within-class variance, and the cosine between the
 # class means of two shapes of one colour.
-#   python scripts/data/feature_geometry.py MODEL_DIR DATA_DIR [--pos-scale X]
+#   python research/shapes/feature_geometry.py MODEL_DIR DATA_DIR [--pos-scale X]
 # (DATA_DIR from make_shapes.ts; the first 400 training images; --pos-scale scales the position embedding first)
 import argparse, json
 import numpy as np, torch

@@ -2,7 +2,7 @@
 # of the image and text tokens' hidden states, and the mean cosine of each image token's hidden state with its input
 # feature. GLM's text layers RMS-normalise every sublayer's output before adding it (post_self_attn_layernorm,
 # post_mlp_layernorm), so each layer adds an update of rms ~1 whatever the input's size.
-#   python scripts/data/image_residual.py MODEL_DIR DATA_DIR [--rows N]
+#   python research/shapes/image_residual.py MODEL_DIR DATA_DIR [--rows N]
 # (DATA_DIR holding tok_test.json from export_rows.ts; the first N rows, 16 by default)
 import argparse, json
 import torch

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The built-in model's whole recipe: dataset, random init, `glm46v finetune` on CPU in two stages, held-out accuracy,
 # and (only when the accuracy reaches MIN_ACCURACY) the trained model copied into assets/model/.
-#   scripts/data/train_builtin.sh            # WORK=out/builtin; STEPS, FIRST_STEPS, BATCH, LR, TRAIN, TURNS,
+#   research/shapes/train_builtin.sh            # WORK=out/builtin; STEPS, FIRST_STEPS, BATCH, LR, TRAIN, TURNS,
 #                                            # TEXT_STD, ROPE_THETA, VISION_OUT_SCALE, FREEZE_VISION, STAGE2_*
 #                                            # override the recipe
-#   STAGE1=DIR scripts/data/train_builtin.sh   # stage 2 only, from the stage-1 model in DIR (the dataset is rebuilt)
+#   STAGE1=DIR research/shapes/train_builtin.sh   # stage 2 only, from the stage-1 model in DIR (the dataset is rebuilt)
 # Runs on the wasm backend; GLM46V_WASM_THREADS=2 uses two threads where the cores are free.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +32,7 @@ TEXT_STD=${TEXT_STD:-0.1}
 ROPE_THETA=${ROPE_THETA:-10}
 # The image features 30x the init's (the merger's down_proj scaled): GLM's text layers RMS-normalise each sublayer's
 # output before adding it, so every layer adds an update of rms ~1 to the residual stream, and the init's image
-# features (rms 0.04) are gone from it after the first layer (cosine 0.03 with the input, scripts/data/image_residual.py).
+# features (rms 0.04) are gone from it after the first layer (cosine 0.03 with the input, research/shapes/image_residual.py).
 # At 30x (rms 1.1) they stay (cosine 0.3-0.6), and the text model can find "the square" in any layer.
 VISION_OUT_SCALE=${VISION_OUT_SCALE:-30}
 MIN_ACCURACY=${MIN_ACCURACY:-95}
@@ -50,7 +50,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 start=$(date +%s)
 
-npx tsx scripts/data/make_shapes.ts "$WORK/data" --train "$TRAIN" --test 200 --val 1000 --turns "$TURNS"
+npx tsx research/shapes/make_shapes.ts "$WORK/data" --train "$TRAIN" --test 200 --val 1000 --turns "$TURNS"
 if [ -z "$STAGE1" ]; then
   extra=()
   if [ "$FIRST_STEPS" -gt 0 ]; then
@@ -58,7 +58,7 @@ if [ -z "$STAGE1" ]; then
     extra+=(--first-data "$WORK/data/train_shape.jsonl" --first-steps "$FIRST_STEPS")
   fi
   [ "$FREEZE_VISION" = 1 ] && extra+=(--freeze-vision)
-  npx tsx scripts/data/init_builtin.ts "$WORK/init" --seed "$SEED" --text-std "$TEXT_STD" --rope-theta "$ROPE_THETA" \
+  npx tsx research/shapes/init_builtin.ts "$WORK/init" --seed "$SEED" --text-std "$TEXT_STD" --rope-theta "$ROPE_THETA" \
     --vision-out-scale "$VISION_OUT_SCALE"
   node bin/glm46v.js finetune --model "$WORK/init" --data "$WORK/data/train.jsonl" --out "$WORK/run" "${extra[@]}" \
     --steps "$STEPS" --batch-size "$BATCH" --lr "$LR" --warmup "$WARMUP" --seed 42 --save-every 500 2> "$WORK/finetune.log"
@@ -79,8 +79,8 @@ trained=$(( $(date +%s) - start ))
 echo "train_builtin: dataset + init + finetune took ${trained}s"
 
 # the val split (its own seeds) is where recipes are compared; the test split is the issue's 200 held-out questions
-npx tsx scripts/data/eval.ts --model "$final" --data "$WORK/data/val.jsonl" | tail -n 1 | sed 's/^/val /'
-npx tsx scripts/data/eval.ts --model "$final" --data "$WORK/data/test.jsonl" | tee "$WORK/eval.txt"
+npx tsx research/shapes/eval.ts --model "$final" --data "$WORK/data/val.jsonl" | tail -n 1 | sed 's/^/val /'
+npx tsx research/shapes/eval.ts --model "$final" --data "$WORK/data/test.jsonl" | tee "$WORK/eval.txt"
 pct=$(sed -n 's/^accuracy: .* = \([0-9.]*\)%$/\1/p' "$WORK/eval.txt")
 if awk -v p="$pct" -v m="$MIN_ACCURACY" 'BEGIN { exit !(p >= m) }'; then
   [ "$(realpath "$final")" = "$(realpath assets/model)" ] || cp "$final"/* assets/model/

@@ -2,7 +2,7 @@
 # shape token's shape, its column half and its row half? Tells whether the tower hands the text model the fact a
 # question needs. Tokens holding a shape and the shape are read off the pixels (shapes_patches.cells). Two thirds of
 # the tokens train the probe, the rest are held out.
-#   python scripts/data/probe_features.py MODEL_DIR DATA_DIR [--images 600]
+#   python research/shapes/probe_features.py MODEL_DIR DATA_DIR [--images 600]
 # (DATA_DIR from make_shapes.ts; pixel values from shapes_patches.py, as torch_recipe.py)
 import argparse, json
 import numpy as np, torch
