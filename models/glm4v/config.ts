@@ -59,7 +59,7 @@ export interface Glm4vTextConfig {
 }
 
 export interface Glm4vConfig {
-  model_type: 'glm4v' | 'glm46v';
+  model_type: 'glm4v' | 'glm46v' | 'glm4v_moe';
   text_config: Glm4vTextConfig;
   vision_config: Glm4vVisionConfig;
   image_token_id: number;
@@ -116,7 +116,7 @@ export function parseGlm4vVisionConfig(j: Json, at = 'vision_config.'): Glm4vVis
 }
 
 /** Reads the v5 `rope_parameters` or the v4 spellings (`rope_scaling`, top-level `rope_theta`, `partial_rotary_factor`). */
-function parseRope(j: Json, top: Json, at: string): RopeParameters {
+export function parseRope(j: Json, top: Json, at: string): RopeParameters {
   const key = isObject(j.rope_parameters) ? 'rope_parameters' : isObject(j.rope_scaling) ? 'rope_scaling' : undefined;
   const rp: Json = key ? (j[key] as Json) : {};
   const rat = `${at}${key ?? 'rope_parameters'}.`;

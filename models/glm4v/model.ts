@@ -45,10 +45,11 @@ export class Glm4vModel extends Module {
   readonly visual: Glm4vVisionModel;
   readonly languageModel: Glm4vTextModel;
 
-  constructor(readonly config: Glm4vConfig) {
+  /** `textModel` builds the text model: glm4v_moe passes its Mixture-of-Experts one (models/glm4v_moe/model.ts). */
+  constructor(readonly config: Glm4vConfig, textModel = (c: Glm4vConfig['text_config']): Glm4vTextModel => new Glm4vTextModel(c)) {
     super();
     this.visual = this.register('visual', new Glm4vVisionModel(config.vision_config));
-    this.languageModel = this.register('language_model', new Glm4vTextModel(config.text_config));
+    this.languageModel = this.register('language_model', textModel(config.text_config));
   }
 
   /** [Σ t·h·w, C·T·P·P] -> [Σ t·h·w / merge², D]: one feature row per image placeholder token. */
@@ -141,9 +142,9 @@ export class Glm4vForConditionalGeneration extends Module {
   readonly model: Glm4vModel;
   readonly lmHead: Linear;
 
-  constructor(readonly config: Glm4vConfig) {
+  constructor(readonly config: Glm4vConfig, model = (c: Glm4vConfig): Glm4vModel => new Glm4vModel(c)) {
     super();
-    this.model = this.register('model', new Glm4vModel(config));
+    this.model = this.register('model', model(config));
     const t = config.text_config;
     this.lmHead = this.register('lm_head', new Linear(t.hidden_size, t.vocab_size, { bias: false }));
   }

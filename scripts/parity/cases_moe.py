@@ -11,7 +11,8 @@ Gradient names: the published checkpoint layout, one tensor per expert and proje
 (`...mlp.experts.{e}.gate_proj.weight`, `up_proj`, `down_proj`), cut from transformers' fused parameters
 (`experts.gate_up_proj` [E, 2I, H]: rows :I are gate, I: are up; `experts.down_proj` [E, H, I]). An expert that no
 real (non-padding) token chooses has a zero gradient in transformers and none at all in a per-expert model; its
-keys are left out of the file (and the file's metadata lists them).
+keys are left out of the file (and the file's metadata lists them), as are parameters with no gradient at all (the
+vision tower in the text-only case).
 
 Ties: every router call (prefill and each generated token) is hooked, and for every real token the script asserts
 that the choice is MARGIN clear of a flip: the topk_group-th best group score beats the next group by at least
@@ -86,10 +87,13 @@ def stage_paths(model, per_layer: bool) -> list[str]:
 
 
 def expert_grads(model, chosen: dict[str, set[int]]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """grad:<key> in the per-expert layout for the experts real tokens chose; the keys of the others."""
+    """grad:<key> in the per-expert layout for the experts real tokens chose; the keys left out."""
     grads, left_out = {}, []
     for name, p in model.named_parameters():
-        g = p.grad if p.grad is not None else torch.zeros_like(p)
+        if p.grad is None:  # not on the loss's path at all (the vision tower of a text-only case)
+            left_out.append(name)
+            continue
+        g = p.grad
         if name.endswith(".mlp.experts.gate_up_proj") or name.endswith(".mlp.experts.down_proj"):
             base, kind = name.rsplit(".", 1)
             layer = base.rsplit(".mlp.experts", 1)[0]
@@ -154,10 +158,10 @@ def forward_case(name, model_name, rows, answer_lens, seed, description, grids=(
         "rope:position_ids": position_ids, "rope:deltas": deltas,
         **cap.outputs, "logits": out.logits, "loss": out.loss.detach(), **grads,
     })
-    print(f"  {name}: min routing margin {routes.min_margin:.2e}; experts chosen by no real token: {left_out or 'none'}")
+    print(f"  {name}: min routing margin {routes.min_margin:.2e}; no gradient for: {left_out or 'none'}")
     write_reference(OUT / f"{name}.safetensors", tensors, mdir, model.config.model_type, description,
                     {"min_routing_margin": f"{routes.min_margin:.3e}", "margin_bound": str(MARGIN),
-                     "experts_not_chosen": ",".join(left_out)})
+                     "no_gradient": ",".join(left_out)})
 
 
 @torch.no_grad()
