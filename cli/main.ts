@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: async () => (await import('./finetune')).command,
   inspect: async () => (await import('./inspect')).command,
   setup: async () => (await import('./setup')).command,
+  serve: async () => (await import('./serve')).command,
 };
 
 function usage(): string {
@@ -22,6 +23,7 @@ function usage(): string {
     '  finetune   train on chat-format JSONL and save a Hugging Face checkpoint',
     '  inspect    print a checkpoint\'s config, parameter count and weights',
     '  setup      build the native TensorFlow backend (npm install runs it)',
+    '  serve      an OpenAI-compatible chat completions server with tool calling',
     '',
     'every command takes --verbose: TensorFlow\'s and tfjs\'s own start-up lines (also GLM46V_VERBOSE=1)',
     "run 'glm46v <command> --help' for a command's options",
