@@ -1,6 +1,9 @@
-// Public entry point of the glm46v package.
+// Public entry point of the glm46v package (CommonJS build; dist/index.mjs re-exports it for `import`).
+// tf: the tfjs this package runs on, so that tensors handed to the model come from the same engine.
+export * as tf from '@tensorflow/tfjs';
 export { describeBackend, initBackend, setBackendPreference, shutdownBackend } from './lib/backend';
 export { setupNative } from './lib/native/setup';
+export { packageFile } from './lib/package_root';
 export type { BackendName } from './lib/backend';
 export { SafetensorsFile, readAllSafetensors, writeSafetensors } from './lib/safetensors';
 export { CheckpointReader, loadWeights, WeightLoadError } from './lib/checkpoint';
