@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { ConfigError, isObject, readJson } from './config';
+import { brief, ConfigError, isObject, readJson } from './config';
 import type { Module } from './module';
 import { HostTensor, ReadScratch, SafetensorsFile, TensorInfo } from './safetensors';
 
@@ -26,23 +26,34 @@ export class CheckpointReader {
     const indexFile = path.join(location, 'model.safetensors.index.json');
     const single = path.join(location, 'model.safetensors');
     if (fs.existsSync(indexFile)) {
-      const idx = readJson(indexFile);
-      if (!isObject(idx) || !isObject(idx.weight_map)) throw new ConfigError(`${indexFile}: weight_map: expected an object`);
-      const shards = new Set(Object.values(idx.weight_map as Record<string, string>));
-      for (const shard of shards) {
-        const f = path.join(location, shard);
-        if (!fs.existsSync(f)) throw new WeightLoadError(`${indexFile}: shard ${shard} is missing`);
-        this.index(f);
-      }
-      for (const [k, shard] of Object.entries(idx.weight_map as Record<string, string>)) {
-        if (this.where.get(k) !== path.join(location, shard)) {
-          throw new WeightLoadError(`${indexFile}: '${k}' is mapped to ${shard}, which does not hold it`);
-        }
+      try {
+        this.indexShards(location, indexFile);
+      } catch (e) {
+        this.close(); // the shards opened before the one that failed
+        throw e;
       }
     } else if (fs.existsSync(single)) {
       this.index(single);
     } else {
       throw new WeightLoadError(`${location}: no model.safetensors or model.safetensors.index.json`);
+    }
+  }
+
+  private indexShards(location: string, indexFile: string): void {
+    const idx = readJson(indexFile);
+    if (!isObject(idx) || !isObject(idx.weight_map)) throw new ConfigError(`${indexFile}: weight_map: expected an object`);
+    const map = Object.entries(idx.weight_map);
+    const bad = map.find(([, shard]) => typeof shard !== 'string' || shard === '');
+    if (bad) throw new ConfigError(`${indexFile}: weight_map.${brief(bad[0], 80)}: expected a shard file name, got ${brief(bad[1])}`);
+    for (const shard of new Set(map.map(([, s]) => s as string))) {
+      const f = path.join(location, shard);
+      if (!fs.existsSync(f)) throw new WeightLoadError(`${indexFile}: shard ${brief(shard)} is missing`);
+      this.index(f);
+    }
+    for (const [k, shard] of map) {
+      if (this.where.get(k) !== path.join(location, shard as string)) {
+        throw new WeightLoadError(`${indexFile}: ${brief(k, 80)} is mapped to ${brief(shard)}, which does not hold it`);
+      }
     }
   }
 
@@ -102,16 +113,44 @@ export interface LoadOptions {
   prefix?: string;
   /** Checkpoint keys to skip silently (non-persistent buffers such as rotary inv_freq). */
   ignore?: (key: string) => boolean;
+  /** Where a warning goes (a tie the checkpoint contradicts); default stderr. */
+  warn?: (line: string) => void;
+}
+
+/** Whether two checkpoint tensors hold the same shape and values (torch.equal: a NaN equals nothing). */
+function sameTensor(reader: CheckpointReader, a: string, b: string): boolean {
+  const [x, y] = [reader.read(a), reader.read(b)];
+  if (!tf.util.arraysEqual(x.shape, y.shape)) return false;
+  for (let i = 0; i < x.data.length; i++) if (x.data[i] !== y.data[i]) return false;
+  return true;
+}
+
+/**
+ * Resolves the model's tied parameters against the checkpoint's keys as transformers' tie_weights does on load:
+ * the alias absent (how a tied model is saved) loads the source; only the alias present loads the source from it;
+ * both present and equal, the alias key is consumed; both present and different, the two are untied, with a warning.
+ */
+function resolveTies(model: Module, reader: CheckpointReader, available: Map<string, string>, prefix: string, warn: (line: string) => void): void {
+  for (const [alias, source] of model.tiedParams()) {
+    const [a, s] = [available.get(alias), available.get(source)];
+    if (a === undefined) continue;
+    available.delete(alias);
+    if (s === undefined) available.set(source, a);
+    else if (!sameTensor(reader, a, s)) {
+      model.untie(alias);
+      available.set(alias, a);
+      warn(`${reader.location}: ${prefix + alias} is tied to ${prefix + source} (tie_word_embeddings), but the checkpoint holds both with different values: loading them untied, as transformers does`);
+    }
+  }
 }
 
 /**
  * Loads every parameter of `model` from `reader`, checking the whole key set and every shape first.
- * Errors list the missing, unexpected and wrong-shaped keys.
+ * Errors list the missing, unexpected and wrong-shaped keys. A tied parameter is loaded once (see resolveTies).
  */
 export function loadWeights(model: Module, reader: CheckpointReader, opts: LoadOptions = {}): void {
   const strict = opts.strict ?? true;
   const prefix = opts.prefix ?? '';
-  const params = model.namedParams();
   const available = new Map<string, string>();
   for (const k of reader.keys()) {
     if (!k.startsWith(prefix)) continue;
@@ -119,6 +158,8 @@ export function loadWeights(model: Module, reader: CheckpointReader, opts: LoadO
     if (opts.ignore?.(local)) continue;
     available.set(local, k);
   }
+  resolveTies(model, reader, available, prefix, opts.warn ?? ((line) => process.stderr.write(`glm46v: ${line}\n`)));
+  const params = model.namedParams();
   const missing = [...params.keys()].filter((k) => !available.has(k));
   const unexpected = [...available.keys()].filter((k) => !params.has(k));
   const wrongShape: string[] = [];

@@ -16,8 +16,23 @@ export function readJson(file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+    // V8 quotes the text around the error, newlines included: the message stays on one line.
+    throw new ConfigError(`${file}: not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
   }
+}
+
+/**
+ * A value for an error message: its JSON, cut to `max` characters, and safe on values nested too deep for
+ * JSON.stringify (a fuzzed config with a 20000-deep array must still give a one-line ConfigError).
+ */
+export function brief(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[...]' : typeof v === 'object' ? '{...}' : String(v);
+  }
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
 }
 
 export type Json = Record<string, unknown>;
@@ -29,7 +44,7 @@ export function isObject(v: unknown): v is Json {
 /** Typed field readers: each takes the object, its key path (for messages), the key and a default. */
 export function num(o: Json, at: string, key: string, def?: number): number {
   const v = o[key] ?? def;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${at}${key}: expected a number, got ${JSON.stringify(o[key])}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${at}${key}: expected a number, got ${brief(o[key])}`);
   return v;
 }
 
@@ -41,13 +56,13 @@ export function int(o: Json, at: string, key: string, def?: number, min = 0): nu
 
 export function str(o: Json, at: string, key: string, def?: string): string {
   const v = o[key] ?? def;
-  if (typeof v !== 'string') throw new ConfigError(`${at}${key}: expected a string, got ${JSON.stringify(o[key])}`);
+  if (typeof v !== 'string') throw new ConfigError(`${at}${key}: expected a string, got ${brief(o[key])}`);
   return v;
 }
 
 export function bool(o: Json, at: string, key: string, def?: boolean): boolean {
   const v = o[key] ?? def;
-  if (typeof v !== 'boolean') throw new ConfigError(`${at}${key}: expected true or false, got ${JSON.stringify(o[key])}`);
+  if (typeof v !== 'boolean') throw new ConfigError(`${at}${key}: expected true or false, got ${brief(o[key])}`);
   return v;
 }
 
@@ -56,6 +71,6 @@ export function intList(o: Json, at: string, key: string, def: number[] = []): n
   const v = o[key];
   if (v === undefined || v === null) return def;
   const list = Array.isArray(v) ? v : [v];
-  if (!list.every((x) => Number.isInteger(x))) throw new ConfigError(`${at}${key}: expected an integer or a list of integers, got ${JSON.stringify(v)}`);
+  if (!list.every((x) => Number.isInteger(x))) throw new ConfigError(`${at}${key}: expected an integer or a list of integers, got ${brief(v)}`);
   return list as number[];
 }

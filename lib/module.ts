@@ -54,15 +54,78 @@ export abstract class Module {
     return p;
   }
 
-  /** Every parameter under this module, keyed by its full checkpoint path. */
-  namedParams(prefix = ''): Map<string, Parameter> {
-    const out = new Map<string, Parameter>();
+  /** Every parameter path under this module with its Parameter, a tied one under each of its paths. */
+  private allParams(prefix: string, out: Array<[string, Parameter]>): Array<[string, Parameter]> {
     for (const [k, e] of this.entries) {
-      const key = prefix + k;
-      if (e instanceof Parameter) out.set(key, e);
-      else for (const [kk, p] of e.namedParams(key + '.')) out.set(kk, p);
+      if (e instanceof Parameter) out.push([prefix + k, e]);
+      else e.allParams(prefix + k + '.', out);
     }
     return out;
+  }
+
+  /**
+   * Every parameter under this module, keyed by its full checkpoint path. A parameter tied under several paths
+   * (tie_word_embeddings) appears once, under the first path in registration order, as torch's named_parameters().
+   */
+  namedParams(prefix = ''): Map<string, Parameter> {
+    const out = new Map<string, Parameter>();
+    const seen = new Set<Parameter>();
+    for (const [k, p] of this.allParams(prefix, [])) {
+      if (!seen.has(p)) out.set(k, p);
+      seen.add(p);
+    }
+    return out;
+  }
+
+  /** The paths that namedParams() leaves out because their parameter is tied to another path: alias -> that path. */
+  tiedParams(prefix = ''): Map<string, string> {
+    const first = new Map<Parameter, string>();
+    const out = new Map<string, string>();
+    for (const [k, p] of this.allParams(prefix, [])) {
+      const source = first.get(p);
+      if (source === undefined) first.set(p, k);
+      else out.set(k, source);
+    }
+    return out;
+  }
+
+  /** The module holding the parameter at dotted `path`, the key in it and the parameter. */
+  private paramAt(path: string): [Module, string, Parameter] {
+    const i = path.lastIndexOf('.');
+    const [modulePath, key] = i < 0 ? ['', path] : [path.slice(0, i), path.slice(i + 1)];
+    const owner = this.namedModules().get(modulePath);
+    const p = owner?.entries.get(key);
+    if (!owner || !(p instanceof Parameter)) throw new Error(`no parameter '${path}'`);
+    return [owner, key, p];
+  }
+
+  /** Points the parameter entry `key` of this module, and the fields that held it, at `p`. */
+  private setParam(key: string, old: Parameter, p: Parameter): void {
+    this.entries.set(key, p);
+    for (const [name, v] of Object.entries(this)) if (v === old) (this as unknown as Record<string, unknown>)[name] = p;
+  }
+
+  /**
+   * Ties the parameter at `alias` to the one at `source` (dotted paths under this module), as transformers'
+   * tie_weights: both paths hold one Parameter, so one variable, one optimizer state, and a gradient that is the sum
+   * of both uses. The alias's own parameter is released.
+   */
+  tie(alias: string, source: string): void {
+    const [owner, key, old] = this.paramAt(alias);
+    const p = this.paramAt(source)[2];
+    if (!tf.util.arraysEqual(old.shape, p.shape)) {
+      throw new Error(`cannot tie ${alias} ${JSON.stringify(old.shape)} to ${source} ${JSON.stringify(p.shape)}: shapes differ`);
+    }
+    if (old === p) return;
+    owner.setParam(key, old, p);
+    old.dispose();
+  }
+
+  /** Gives the tied path `alias` a parameter of its own again (not yet loaded or initialised). */
+  untie(alias: string): void {
+    const [owner, key, p] = this.paramAt(alias);
+    if (this.allParams('', []).filter(([, q]) => q === p).length < 2) throw new Error(`${alias} is not tied to another parameter`);
+    owner.setParam(key, p, new Parameter(p.shape, p.init, key));
   }
 
   /** The loaded variables keyed by checkpoint path: drives loading, LoRA targeting, optimizers and saving. */

@@ -60,7 +60,10 @@ export async function readFloat32(t: tf.Tensor): Promise<Float32Array> {
   return readAndDispose(tf.tidy(() => tf.mul(t, tf.scalar(1))));
 }
 
-/** One producer per checkpoint tensor: adapters dropped, adapted weights merged (W + scale B A). */
+/**
+ * One producer per checkpoint tensor: adapters dropped, adapted weights merged (W + scale B A). A tied parameter is
+ * written once, under its first name (embed_tokens, not lm_head), as transformers' save_pretrained.
+ */
 function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 'BF16'): Entry[] {
   const merged = new Map([...loraLayers(model)].map(([p, lora]) => [`${p}.weight`, lora]));
   const entries: Entry[] = [];
@@ -92,12 +95,17 @@ function shard(entries: Entry[], dtype: 'F32' | 'BF16', shardBytes: number): Ent
   return shards;
 }
 
-/** config.json with `dtype` (and the older `torch_dtype`, when present) saying what the weights are stored in. */
+/**
+ * config.json with `dtype` (and the older `torch_dtype`, when present) saying what the weights are stored in, and
+ * `tie_word_embeddings` true when the model is tied.
+ */
 function configJson(model: Glm4vForConditionalGeneration, copyFrom: string | undefined, dtype: 'F32' | 'BF16'): string {
   const src = copyFrom && fs.existsSync(path.join(copyFrom, 'config.json')) ? readJson(path.join(copyFrom, 'config.json')) : model.config.raw;
   if (!isObject(src)) throw new Error('config.json: expected a JSON object');
   const name = dtype === 'BF16' ? 'bfloat16' : 'float32';
   const out: Record<string, unknown> = { ...src, dtype: name };
+  // the file has no lm_head.weight: the config must say where it comes from, at the top level as transformers writes it
+  if (model.tiedParams().size) out.tie_word_embeddings = true;
   if ('torch_dtype' in out) out.torch_dtype = name;
   return JSON.stringify(out, null, 2) + '\n';
 }

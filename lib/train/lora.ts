@@ -104,10 +104,18 @@ export function applyLora(model: Module, opts: ApplyLoraOptions): string[] {
   const modules = model.namedModules();
   const linears = [...modules].filter(([p, m]) => m instanceof Linear && !(m instanceof LoRALinear) && p !== '');
   const matches = (path: string, t: string) => path === t || path.endsWith(`.${t}`);
+  // A tied weight (tie_word_embeddings: lm_head.weight is embed_tokens.weight) cannot take an adapter: merged, the
+  // adapted use would differ from the other, and a tied checkpoint stores the matrix once.
+  const tiedTo = new Map<string, string>();
+  for (const [alias, source] of model.tiedParams()) tiedTo.set(alias, source).set(source, alias);
   for (const t of opts.targets) {
     if (!linears.some(([p]) => matches(p, t))) {
       const names = [...new Set(linears.map(([p]) => p.split('.').pop()))].join(', ');
       throw new Error(`applyLora: target '${t}' matches no Linear layer (the model's Linear names: ${names})`);
+    }
+    const tied = linears.find(([p]) => matches(p, t) && tiedTo.has(`${p}.weight`));
+    if (tied) {
+      throw new Error(`applyLora: target '${t}': ${tied[0]}.weight is tied to ${tiedTo.get(`${tied[0]}.weight`)} (tie_word_embeddings), and LoRA on a tied weight is not supported: leave '${t}' out of the targets`);
     }
   }
   const adapted: string[] = [];

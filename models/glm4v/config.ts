@@ -1,7 +1,7 @@
 // Configs of transformers/models/glm4v/configuration_glm4v.py and glm46v/configuration_glm46v.py.
 // Keys are verbatim config.json keys; derived values (camelCase) are computed once here.
 import * as path from 'path';
-import { ConfigError, Json, bool, int, intList, isObject, num, readJson, str } from '../../lib/config';
+import { ConfigError, Json, bool, brief, int, intList, isObject, num, readJson, str } from '../../lib/config';
 
 export interface Glm4vVisionConfig {
   model_type: string;
@@ -49,6 +49,7 @@ export interface Glm4vTextConfig {
   rms_norm_eps: number;
   rope_parameters: RopeParameters;
   pad_token_id: number | null;
+  /** text_config's own flag, as written (pre-v5 saves put it here); what ties is Glm4vConfig.tie_word_embeddings */
   tie_word_embeddings: boolean;
   /** hidden_size / num_attention_heads (GLM hard-codes it; there is no head_dim key) */
   headDim: number;
@@ -68,6 +69,7 @@ export interface Glm4vConfig {
   image_end_token_id: number;
   video_start_token_id: number;
   video_end_token_id: number;
+  /** lm_head.weight is model.language_model.embed_tokens.weight (one parameter); see parseGlm4vConfig for where it is read */
   tie_word_embeddings: boolean;
   eos_token_id: number[];
   /** the parsed config.json, unknown keys included */
@@ -109,9 +111,9 @@ export function parseGlm4vVisionConfig(j: Json, at = 'vision_config.'): Glm4vVis
   // Glm4vVisionConfig: default_rope_type 'axial' (a 'default' rope_type is promoted to it), default_theta 10000.
   const rp: Json = isObject(j.rope_parameters) ? j.rope_parameters : {};
   const ropeType = rp.rope_type ?? rp.type ?? 'axial';
-  if (ropeType !== 'axial' && ropeType !== 'default') throw new ConfigError(`${at}rope_parameters.rope_type: only 'axial' is implemented, got ${JSON.stringify(ropeType)}`);
+  if (ropeType !== 'axial' && ropeType !== 'default') throw new ConfigError(`${at}rope_parameters.rope_type: only 'axial' is implemented, got ${brief(ropeType)}`);
   const theta = rp.rope_theta ?? j.rope_theta ?? 10000;
-  if (typeof theta !== 'number' || !(theta > 0)) throw new ConfigError(`${at}rope_parameters.rope_theta: expected a positive number, got ${JSON.stringify(theta)}`);
+  if (typeof theta !== 'number' || !(theta > 0)) throw new ConfigError(`${at}rope_parameters.rope_theta: expected a positive number, got ${brief(theta)}`);
   return { ...c, headDim, numPositionsSide: c.image_size / c.patch_size, rope_parameters: { rope_type: 'axial', rope_theta: theta } };
 }
 
@@ -121,14 +123,14 @@ export function parseRope(j: Json, top: Json, at: string): RopeParameters {
   const rp: Json = key ? (j[key] as Json) : {};
   const rat = `${at}${key ?? 'rope_parameters'}.`;
   const ropeType = (rp.rope_type ?? rp.type ?? 'default') as string;
-  if (ropeType !== 'default' && ropeType !== 'mrope') throw new ConfigError(`${rat}rope_type: only 'default' is implemented, got '${ropeType}'`);
+  if (ropeType !== 'default' && ropeType !== 'mrope') throw new ConfigError(`${rat}rope_type: only 'default' is implemented, got ${brief(ropeType)}`);
   const theta = rp.rope_theta ?? j.rope_theta ?? top.rope_theta ?? 10000;
   const factor = rp.partial_rotary_factor ?? j.partial_rotary_factor ?? top.partial_rotary_factor ?? 1.0;
   const section = rp.mrope_section ?? [8, 12, 12];
-  if (typeof theta !== 'number' || theta <= 0) throw new ConfigError(`${rat}rope_theta: expected a positive number, got ${JSON.stringify(theta)}`);
-  if (typeof factor !== 'number' || factor <= 0 || factor > 1) throw new ConfigError(`${rat}partial_rotary_factor: expected a number in (0, 1], got ${JSON.stringify(factor)}`);
+  if (typeof theta !== 'number' || theta <= 0) throw new ConfigError(`${rat}rope_theta: expected a positive number, got ${brief(theta)}`);
+  if (typeof factor !== 'number' || factor <= 0 || factor > 1) throw new ConfigError(`${rat}partial_rotary_factor: expected a number in (0, 1], got ${brief(factor)}`);
   if (!Array.isArray(section) || section.length !== 3 || !section.every((s) => Number.isInteger(s) && s >= 0)) {
-    throw new ConfigError(`${rat}mrope_section: expected three non-negative integers, got ${JSON.stringify(section)}`);
+    throw new ConfigError(`${rat}mrope_section: expected three non-negative integers, got ${brief(section)}`);
   }
   return { rope_type: 'default', rope_theta: theta, partial_rotary_factor: factor, mrope_section: section as [number, number, number] };
 }
@@ -161,7 +163,7 @@ export function parseGlm4vTextConfig(j: Json, top: Json = {}, at = 'text_config.
   const sum = c.rope_parameters.mrope_section.reduce((a, b) => a + b, 0);
   if (rotaryDim % 2 || sum !== rotaryDim / 2) {
     const key = isObject(j.rope_parameters) ? 'rope_parameters' : 'rope_scaling';
-    throw new ConfigError(`${at}${key}.mrope_section: ${JSON.stringify(c.rope_parameters.mrope_section)} sums to ${sum} but rotary dim/2 is ${rotaryDim / 2} (head_dim ${headDim} x partial_rotary_factor ${c.rope_parameters.partial_rotary_factor})`);
+    throw new ConfigError(`${at}${key}.mrope_section: ${brief(c.rope_parameters.mrope_section)} sums to ${sum} but rotary dim/2 is ${rotaryDim / 2} (head_dim ${headDim} x partial_rotary_factor ${c.rope_parameters.partial_rotary_factor})`);
   }
   return { ...c, headDim, rotaryDim, numKvGroups: heads / c.num_key_value_heads };
 }
@@ -175,9 +177,9 @@ const TOKEN_DEFAULTS = {
 /** Parses a `glm4v` or `glm46v` config.json (nested, or legacy flat with the text keys at the top level). */
 export function parseGlm4vConfig(json: unknown, file = 'config.json'): Glm4vConfig {
   if (!isObject(json)) throw new ConfigError(`${file}: expected a JSON object`);
-  const modelType = str(json, '', 'model_type', 'glm4v');
+  const modelType = json.model_type ?? 'glm4v';
   if (modelType !== 'glm4v' && modelType !== 'glm46v') {
-    throw new ConfigError(`${file}: model_type: expected 'glm4v' or 'glm46v', got '${modelType}'`);
+    throw new ConfigError(`${file}: model_type: expected 'glm4v' or 'glm46v', got ${brief(modelType)}`);
   }
   const wrap = <T>(f: () => T): T => {
     try {
@@ -193,7 +195,9 @@ export function parseGlm4vConfig(json: unknown, file = 'config.json'): Glm4vConf
     const text_config = parseGlm4vTextConfig(textJson, json, isObject(json.text_config) ? 'text_config.' : '');
     const vision_config = parseGlm4vVisionConfig(visionJson);
     const d = TOKEN_DEFAULTS[modelType];
-    const top = json.tie_word_embeddings ?? (textJson as Json).tie_word_embeddings;
+    // transformers 5.24 ties lm_head to embed_tokens on the top-level flag only. Glm4vConfig.__post_init__ also takes
+    // text_config's (where pre-v5 saves put it); Glm46VConfig has no such line, so there text_config's flag ties nothing.
+    const tie = bool(json, '', 'tie_word_embeddings', false) || (modelType === 'glm4v' && text_config.tie_word_embeddings);
     const c: Glm4vConfig = {
       model_type: modelType,
       text_config,
@@ -204,7 +208,7 @@ export function parseGlm4vConfig(json: unknown, file = 'config.json'): Glm4vConf
       image_end_token_id: int(json, '', 'image_end_token_id', 151340),
       video_start_token_id: int(json, '', 'video_start_token_id', d.video_start_token_id),
       video_end_token_id: int(json, '', 'video_end_token_id', d.video_end_token_id),
-      tie_word_embeddings: top === true,
+      tie_word_embeddings: tie,
       eos_token_id: intList(json, '', 'eos_token_id', intList(textJson as Json, 'text_config.', 'eos_token_id')),
       raw: json,
     };

@@ -12,7 +12,7 @@ import { getRopeIndex } from './rope_index';
 import { placeholderPositions } from './placeholders';
 import { Glm4vTextModel } from './text';
 import { Glm4vVisionModel } from './vision';
-import { isIgnoredKey } from './weights';
+import { explainUntiedHead, isIgnoredKey } from './weights';
 
 /** Token ids as host rows or an int32 tensor [B, L] (read once on the host: positions and placeholders are index math). */
 export type Ids = number[][] | tf.Tensor2D;
@@ -139,6 +139,9 @@ export interface CausalLmOutput extends Omit<Glm4vModelOutput, 'lastHiddenState'
 }
 
 export class Glm4vForConditionalGeneration extends Module {
+  /** HF's _tied_weights_keys (alias: source), applied when config.tie_word_embeddings is true. */
+  static readonly tiedWeightsKeys: Readonly<Record<string, string>> = { 'lm_head.weight': 'model.language_model.embed_tokens.weight' };
+
   readonly model: Glm4vModel;
   readonly lmHead: Linear;
 
@@ -147,6 +150,10 @@ export class Glm4vForConditionalGeneration extends Module {
     this.model = this.register('model', model(config));
     const t = config.text_config;
     this.lmHead = this.register('lm_head', new Linear(t.hidden_size, t.vocab_size, { bias: false }));
+    // Tied: one Parameter under both keys (named once, as embed_tokens), so both uses add into one gradient.
+    if (config.tie_word_embeddings) {
+      for (const [alias, source] of Object.entries(Glm4vForConditionalGeneration.tiedWeightsKeys)) this.tie(alias, source);
+    }
   }
 
   forward(inputs: CausalLmInputs): CausalLmOutput {
@@ -188,7 +195,12 @@ export class Glm4vForConditionalGeneration extends Module {
 
   /** Loads `config.json` and the safetensors weights (single file or sharded) of a Hugging Face checkpoint folder. */
   static fromPretrained<T extends Glm4vForConditionalGeneration>(this: new (c: Glm4vConfig) => T, dir: string): T {
-    return loadCheckpoint(new this(readGlm4vConfig(dir)), dir, { ignore: isIgnoredKey });
+    const config = readGlm4vConfig(dir);
+    try {
+      return loadCheckpoint(new this(config), dir, { ignore: isIgnoredKey });
+    } catch (e) {
+      throw explainUntiedHead(e, config);
+    }
   }
 }
 
