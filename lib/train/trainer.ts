@@ -105,7 +105,8 @@ export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pic
     if (!params.some(([key]) => key.startsWith('model.visual.') && key.includes(k))) throw new Error(`trainVisionKeys: no vision weight key contains '${k}'`);
   }
   const frozenVision = (k: string) => opts.freezeVision && k.startsWith('model.visual.') && !keep.some((s) => k.includes(s));
-  return new Map(params.filter(([k]) => !frozenVision(k) && !(opts.freezeEmbeddings && k === 'model.language_model.embed_tokens.weight')));
+  // a non-trainable variable is a buffer (glm4v_moe's e_score_correction_bias): loaded and saved, never trained
+  return new Map(params.filter(([k, v]) => v.trainable && !frozenVision(k) && !(opts.freezeEmbeddings && k === 'model.language_model.embed_tokens.weight')));
 }
 
 /** Shifted labels counted by the loss (the weight of a batch in the eval mean). */
