@@ -1,7 +1,9 @@
 // glm46v finetune: trains on chat-format JSONL with a labels loss (full or LoRA) and saves a Hugging Face checkpoint.
+import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend } from '../lib/backend';
 import { ChatDataset } from '../lib/train/data';
+import { checkpointDir, listCheckpoints } from '../lib/train/resume';
 import { Progress, train, TrainOptions } from '../lib/train/trainer';
 import { loadModel } from '../models/glm4v/auto';
 import { CliError, FlagSpec, parseArgs, Parsed } from './args';
@@ -10,65 +12,50 @@ const USAGE = `usage: glm46v finetune --model DIR --data FILE.jsonl --out DIR [-
          [--batch-size N] [--grad-accum N] [--lr X] [--weight-decay X] [--warmup N] [--clip X] [--seed S]
          [--lora-rank R --lora-alpha A --lora-targets q_proj,v_proj] [--freeze-vision [--train-vision-keys K,...]]
          [--vision-lr-scale F] [--freeze-embeddings] [--max-length N] [--on-too-long skip|error] [--save-every N]
-         [--resume] [--first-data FILE.jsonl --first-steps N]
+         [--resume | --overwrite] [--first-data FILE.jsonl --first-steps N]
 
 Each JSONL line: {"messages": [{"role": "user", "content": [{"type": "image", "image": "a.png"}, {"type": "text",
 "text": "..."}]}, {"role": "assistant", "content": "..."}]} (image paths relative to the file). Only the assistant's
 tokens are learned. OUT gets checkpoint-N/ (resumable), log.jsonl, loss.png and the trained model in OUT/final.`;
 
+const int = (min: number, help: string): FlagSpec => ({ type: 'number', integer: true, min, help });
+const above = (min: number, help: string): FlagSpec => ({ type: 'number', min, minExclusive: true, help });
+const atLeast = (min: number, help: string): FlagSpec => ({ type: 'number', min, help });
+
 const FLAGS: Record<string, FlagSpec> = {
-  model: { type: 'string', help: 'Hugging Face checkpoint folder to start from' },
-  data: { type: 'string', help: 'training chats, one JSON object a line' },
-  out: { type: 'string', help: 'run folder (checkpoints, log, plot; the model goes to OUT/final)' },
+  model: { type: 'string', required: true, help: 'Hugging Face checkpoint folder to start from' },
+  data: { type: 'string', required: true, help: 'training chats, one JSON object a line' },
+  out: { type: 'string', required: true, help: 'run folder (checkpoints, log, plot; the model goes to OUT/final); new or empty unless --resume or --overwrite' },
+  overwrite: { type: 'boolean', help: "replace the run already in OUT (its checkpoints, log, plot and final model)" },
   eval: { type: 'string', help: 'held-out chats, evaluated every --eval-every steps and at the end' },
   'first-data': { type: 'string', help: 'a curriculum: chats for the first --first-steps steps, then --data (one schedule)' },
-  'first-steps': { type: 'number', help: 'optimizer steps on --first-data, counted in --steps' },
-  epochs: { type: 'number', help: 'passes over the data (default 1)' },
-  steps: { type: 'number', help: 'optimizer steps (overrides --epochs)' },
-  'batch-size': { type: 'number', help: 'examples per micro-batch (default 1)' },
-  'grad-accum': { type: 'number', help: 'micro-batches per optimizer step (default 1)' },
-  lr: { type: 'number', help: 'peak learning rate (default 5e-5; warmup then cosine decay to 0)' },
-  'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay, not applied to biases and norms (default 0)' },
-  warmup: { type: 'number', help: 'linear warmup steps (default 0)' },
-  clip: { type: 'number', help: 'max global gradient norm (default 1; 0 = no clipping)' },
-  seed: { type: 'number', help: 'seed of the data order and the LoRA init (default 42)' },
-  'lora-rank': { type: 'number', help: 'train LoRA adapters of this rank instead of every weight' },
-  'lora-alpha': { type: 'number', help: 'LoRA alpha; the adapter is scaled by alpha / rank (default 2 * rank)' },
-  'lora-dropout': { type: 'number', help: 'dropout on the adapter input (default 0)' },
+  'first-steps': int(1, 'optimizer steps on --first-data, counted in --steps'),
+  epochs: int(1, 'passes over the data (default 1)'),
+  steps: int(1, 'optimizer steps (overrides --epochs)'),
+  'batch-size': int(1, 'examples per micro-batch (default 1)'),
+  'grad-accum': int(1, 'micro-batches per optimizer step (default 1)'),
+  lr: above(0, 'peak learning rate (default 5e-5; warmup then cosine decay to 0)'),
+  'weight-decay': atLeast(0, 'AdamW decoupled weight decay, not applied to biases and norms (default 0)'),
+  warmup: int(0, 'linear warmup steps (default 0)'),
+  clip: atLeast(0, 'max global gradient norm (default 1; 0 = no clipping)'),
+  seed: { type: 'number', integer: true, min: 0, max: 2 ** 32 - 1, help: 'seed of the data order and the LoRA init (default 42)' },
+  'lora-rank': int(1, 'train LoRA adapters of this rank instead of every weight'),
+  'lora-alpha': above(0, 'LoRA alpha; the adapter is scaled by alpha / rank (default 2 * rank)'),
+  'lora-dropout': { type: 'number', min: 0, max: 1, maxExclusive: true, help: 'dropout on the adapter input (default 0)' },
   'lora-targets': { type: 'string', help: 'comma-separated Linear names to adapt (default q_proj,v_proj)' },
   'freeze-vision': { type: 'boolean', help: 'do not train the vision tower (model.visual.*)' },
-  'vision-lr-scale': { type: 'number', help: 'the vision tower\'s learning rate as a fraction of --lr (default 1)' },
+  'vision-lr-scale': above(0, 'the vision tower\'s learning rate as a fraction of --lr (default 1)'),
   'train-vision-keys': { type: 'string', help: 'with --freeze-vision: comma-separated parts of vision weight keys that still train (e.g. position_embedding)' },
   'freeze-embeddings': { type: 'boolean', help: 'do not train the token embeddings' },
-  'max-length': { type: 'number', help: 'longest example in tokens, image tokens included' },
-  'on-too-long': { type: 'string', help: "what to do with a longer example: 'skip' (default, counted) or 'error'" },
-  'eval-every': { type: 'number', help: 'evaluate every N steps (default: at the end only)' },
-  'save-every': { type: 'number', help: 'write a resumable checkpoint every N steps (default: never)' },
-  'save-dtype': { type: 'string', help: "weights of the saved model: 'F32' (default) or 'BF16'" },
-  'shard-size': { type: 'number', help: 'largest safetensors shard of the saved model, in bytes (default: one file)' },
+  'max-length': int(1, 'longest example in tokens, image tokens included'),
+  'on-too-long': { type: 'string', choices: ['skip', 'error'], help: "what to do with a longer example: 'skip' (default, counted) or 'error'" },
+  'eval-every': int(1, 'evaluate every N steps (default: at the end only)'),
+  'save-every': int(1, 'write a resumable checkpoint every N steps (default: never)'),
+  'save-dtype': { type: 'string', choices: ['F32', 'BF16'], help: "weights of the saved model: 'F32' (default) or 'BF16'" },
+  'shard-size': int(1, 'largest safetensors shard of the saved model, in bytes (default: one file)'),
   resume: { type: 'boolean', help: 'continue from the newest checkpoint in OUT' },
-  'stop-after': { type: 'number', help: 'stop after N steps without saving the model, as if interrupted (continue with --resume)' },
+  'stop-after': int(1, 'stop after N steps without saving the model, as if interrupted (continue with --resume)'),
 };
-
-function int(a: Parsed, key: string, min: number): number | undefined {
-  const v = a[key] as number | undefined;
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min) throw new CliError(`--${key} must be an integer >= ${min}, got ${v}`);
-  return v;
-}
-
-/** A number flag at least `min`, or above it when `above` is set. */
-function num(a: Parsed, key: string, min: number, above = false): number | undefined {
-  const v = a[key] as number | undefined;
-  if (v !== undefined && !(above ? v > min : v >= min)) throw new CliError(`--${key} must be ${above ? '>' : '>='} ${min}, got ${v}`);
-  return v;
-}
-
-function oneOf<T extends string>(a: Parsed, key: string, allowed: T[]): T | undefined {
-  const v = a[key] as string | undefined;
-  if (v !== undefined && !allowed.includes(v as T)) throw new CliError(`--${key} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T | undefined;
-}
 
 /** Seconds as m:ss, rounded to the second first (2699.6 s is 45:00, not 44:60). */
 export function fmtTime(s: number): string {
@@ -84,33 +71,34 @@ function progressLine(p: Progress): string {
   return `finetune: ${parts.join('  ')}\n`;
 }
 
-/** Parses and checks the flags into trainer options (no backend, no files read). */
+const num = (a: Parsed, key: string) => a[key] as number | undefined;
+const str = (a: Parsed, key: string) => a[key] as string | undefined;
+
+/** Turns the parsed flags (each already checked against FLAGS) into trainer options; checks the rules between flags. */
 export function finetuneOptions(a: Parsed): { model: string; data: string; eval?: string; firstData?: string; firstSteps?: number; train: TrainOptions; maxLength?: number; onTooLong: 'skip' | 'error' } {
-  for (const k of ['model', 'data', 'out']) if (!a[k]) throw new CliError(`--${k} is required\n${USAGE}`);
-  const rank = int(a, 'lora-rank', 1);
+  const rank = num(a, 'lora-rank');
   for (const k of ['lora-alpha', 'lora-dropout', 'lora-targets']) if (a[k] !== undefined && rank === undefined) throw new CliError(`--${k} needs --lora-rank`);
-  const dropout = num(a, 'lora-dropout', 0) ?? 0;
-  if (dropout >= 1) throw new CliError(`--lora-dropout must be < 1, got ${dropout}`);
-  const clip = num(a, 'clip', 0) ?? 1;
+  if (a.resume && a.overwrite) throw new CliError('--resume and --overwrite exclude each other: --resume continues the run in --out, --overwrite replaces it');
+  const clip = num(a, 'clip') ?? 1;
   const train: TrainOptions = {
     outDir: a.out as string,
     modelDir: a.model as string,
-    lr: num(a, 'lr', 0) ?? 5e-5,
-    weightDecay: num(a, 'weight-decay', 0) ?? 0,
-    warmupSteps: int(a, 'warmup', 0) ?? 0,
+    lr: num(a, 'lr') ?? 5e-5,
+    weightDecay: num(a, 'weight-decay') ?? 0,
+    warmupSteps: num(a, 'warmup') ?? 0,
     maxGradNorm: clip === 0 ? Infinity : clip,
-    seed: int(a, 'seed', 0) ?? 42,
-    batchSize: int(a, 'batch-size', 1) ?? 1,
-    gradAccum: int(a, 'grad-accum', 1) ?? 1,
+    seed: num(a, 'seed') ?? 42,
+    batchSize: num(a, 'batch-size') ?? 1,
+    gradAccum: num(a, 'grad-accum') ?? 1,
     freezeVision: !!a['freeze-vision'],
     freezeEmbeddings: !!a['freeze-embeddings'],
-    visionLrScale: num(a, 'vision-lr-scale', 0, true) ?? 1,
-    evalEvery: int(a, 'eval-every', 1) ?? 0,
-    saveEvery: int(a, 'save-every', 1) ?? 0,
+    visionLrScale: num(a, 'vision-lr-scale') ?? 1,
+    evalEvery: num(a, 'eval-every') ?? 0,
+    saveEvery: num(a, 'save-every') ?? 0,
     resume: !!a.resume,
-    saveDtype: oneOf(a, 'save-dtype', ['F32', 'BF16']) ?? 'F32',
+    saveDtype: (str(a, 'save-dtype') as 'F32' | 'BF16' | undefined) ?? 'F32',
   };
-  const epochs = int(a, 'epochs', 1), steps = int(a, 'steps', 1), shard = int(a, 'shard-size', 1), stop = int(a, 'stop-after', 1);
+  const epochs = num(a, 'epochs'), steps = num(a, 'steps'), shard = num(a, 'shard-size'), stop = num(a, 'stop-after');
   if (stop !== undefined) train.stopAfter = stop;
   if (epochs !== undefined) train.epochs = epochs;
   if (steps !== undefined) train.steps = steps;
@@ -122,19 +110,37 @@ export function finetuneOptions(a: Parsed): { model: string; data: string; eval?
     train.trainVisionKeys = keys;
   }
   if (rank !== undefined) {
-    const targets = ((a['lora-targets'] as string | undefined) ?? 'q_proj,v_proj').split(',').map((t) => t.trim()).filter(Boolean);
+    const targets = (str(a, 'lora-targets') ?? 'q_proj,v_proj').split(',').map((t) => t.trim()).filter(Boolean);
     if (targets.length === 0) throw new CliError('--lora-targets names no layer');
-    train.lora = { rank, alpha: num(a, 'lora-alpha', 0, true) ?? 2 * rank, dropout, targets };
+    train.lora = { rank, alpha: num(a, 'lora-alpha') ?? 2 * rank, dropout: num(a, 'lora-dropout') ?? 0, targets };
   }
-  const maxLength = int(a, 'max-length', 1);
-  const firstSteps = int(a, 'first-steps', 1);
+  const maxLength = num(a, 'max-length');
+  const firstSteps = num(a, 'first-steps');
   if ((firstSteps === undefined) !== (a['first-data'] === undefined)) throw new CliError('--first-data and --first-steps go together');
   if (firstSteps !== undefined && steps !== undefined && firstSteps >= steps) throw new CliError(`--first-steps (${firstSteps}) must be fewer than --steps (${steps})`);
   return {
     model: a.model as string, data: a.data as string, ...(a.eval ? { eval: a.eval as string } : {}), train,
     ...(firstSteps !== undefined ? { firstData: a['first-data'] as string, firstSteps } : {}),
-    ...(maxLength !== undefined ? { maxLength } : {}), onTooLong: oneOf(a, 'on-too-long', ['skip', 'error']) ?? 'skip',
+    ...(maxLength !== undefined ? { maxLength } : {}), onTooLong: (str(a, 'on-too-long') as 'skip' | 'error' | undefined) ?? 'skip',
   };
+}
+
+/**
+ * Refuses an --out that would lose an earlier run: a non-empty folder needs --resume (with a checkpoint in it to
+ * continue from) or --overwrite. Runs before anything is read or written.
+ */
+export function checkOutDir(out: string, resume: boolean, overwrite: boolean): void {
+  if (!fs.existsSync(out)) return;
+  if (!fs.statSync(out).isDirectory()) throw new CliError(`--out ${out} is a file, not a folder`);
+  if (fs.readdirSync(out).length === 0 || overwrite) return;
+  if (!resume) throw new CliError(`--out ${out} is not empty: pass --resume to continue the run in it or --overwrite to replace it`);
+  if (listCheckpoints(out).length === 0) throw new CliError(`--out ${out} holds no checkpoint-N to resume from: pass --overwrite to replace what it holds, or another --out`);
+}
+
+/** --overwrite: drops the earlier run's checkpoints, so that pruning and a later --resume see only the new run's.
+ * Its log is rewritten when training starts; its plot and final model stay until the new ones replace them whole. */
+function dropEarlierCheckpoints(out: string): void {
+  for (const step of listCheckpoints(out)) fs.rmSync(checkpointDir(out, step), { recursive: true, force: true });
 }
 
 export const command = {
@@ -143,6 +149,7 @@ export const command = {
     const a = parseArgs(argv, FLAGS, USAGE);
     if (!a) return;
     const o = finetuneOptions(a);
+    checkOutDir(o.train.outDir, !!a.resume, !!a.overwrite);
     const ds = ChatDataset.fromPretrained(o.model, { ...(o.maxLength !== undefined ? { maxLength: o.maxLength } : {}), onTooLong: o.onTooLong });
     const trainData = ds.load(o.data);
     const evalData = o.eval ? ds.load(o.eval) : undefined;
@@ -156,6 +163,7 @@ export const command = {
     await initBackend();
     const model = loadModel(o.model);
     try {
+      if (a.overwrite) dropEarlierCheckpoints(o.train.outDir);
       const first = firstData ? { first: { data: firstData, steps: o.firstSteps! } } : {};
       const r = await train(model, ds, trainData, evalData, { ...o.train, ...first, onProgress: (p) => process.stderr.write(progressLine(p)) });
       if (!r.savedDir) process.stdout.write(`finetune: stopped at steps=${r.steps} loss=${r.finalLoss.toFixed(6)}; continue with --resume\n`);

@@ -30,11 +30,11 @@ export const command = {
       image: { type: 'string', multiple: true, help: 'an image file (PNG or JPEG); repeat for several' },
       video: { type: 'string', help: 'a video file (decoded with ffmpeg) or a folder of frames' },
       prompt: { type: 'string', help: 'the question' },
-      'max-new-tokens': { type: 'number', help: 'at most this many new tokens (default 256)' },
-      temperature: { type: 'number', help: '0 = greedy; default from generation_config.json' },
-      'top-p': { type: 'number', help: 'nucleus sampling mass' },
-      'top-k': { type: 'number', help: 'sample among the k most likely tokens' },
-      seed: { type: 'number', help: 'seed for reproducible sampling' },
+      'max-new-tokens': { type: 'number', integer: true, min: 1, help: 'at most this many new tokens (default 256)' },
+      temperature: { type: 'number', min: 0, help: '0 = greedy; default from generation_config.json' },
+      'top-p': { type: 'number', min: 0, minExclusive: true, max: 1, help: 'nucleus sampling mass (1 = off)' },
+      'top-k': { type: 'number', integer: true, min: 0, help: 'sample among the k most likely tokens (0 = off)' },
+      seed: { type: 'number', integer: true, min: 0, max: 2 ** 32 - 1, help: 'seed for reproducible sampling' },
       'enable-thinking': { type: 'boolean', help: 'let the model think first (templates with the switch)' },
     }, USAGE);
     if (!a) return;

@@ -1,24 +1,26 @@
 // glm46v inspect --model DIR: the parsed config, the parameter count and every weight (name, shape, dtype) of a
 // Hugging Face checkpoint folder. Reads only the safetensors headers; no tensor data and no backend.
+import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointReader } from '../lib/checkpoint';
 import { readJson } from '../lib/config';
 import { parseGlm4vConfig } from '../models/glm4v/config';
 import { Glm4vTextModel } from '../models/glm4v/text';
 import { isIgnoredKey } from '../models/glm4v/weights';
-import { BUILTIN_MODEL, parseArgs } from './args';
+import { BUILTIN_MODEL, CliError, parseArgs } from './args';
 
 const USAGE = 'usage: glm46v inspect [--model DIR]';
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 export const command = {
-  summary: 'inspect',
+  summary: "print a checkpoint's config, parameter count and weights",
   async run(argv: string[]): Promise<void> {
     const a = parseArgs(argv, { model: { type: 'string', help: 'Hugging Face checkpoint folder (default: the built-in model)' } }, USAGE);
     if (!a) return;
     const dir = (a.model as string | undefined) ?? BUILTIN_MODEL;
     const configFile = path.join(dir, 'config.json');
+    if (!fs.existsSync(configFile)) throw new CliError(`model folder ${dir} is not readable: no config.json`);
     const config = parseGlm4vConfig(readJson(configFile), configFile);
     const { raw: _raw, ...parsed } = config;
     const out: string[] = [`config: ${configFile}`, JSON.stringify(parsed, null, 2), ''];

@@ -38,6 +38,38 @@ function rows3d(t: HostTensor): number[][][] {
   return Array.from({ length: A }, (_, a) => Array.from({ length: B }, (_, b) => Array.from(t.data.subarray((a * B + b) * L, (a * B + b + 1) * L))));
 }
 
+/** The kinds of reference file scripts/parity/ writes; only 'model' holds what `runParity` compares. */
+export type ReferenceKind = 'model' | 'rope-index' | 'image-processor' | 'processor' | 'vision-tower' | 'optimizer' | 'unknown';
+
+/** A file's kind and the tensors that show it, in words ("proc:* tensors only"). */
+export interface ReferenceKindInfo {
+  kind: ReferenceKind;
+  evidence: string;
+}
+
+/** Tensors that `runParity` compares against a forward pass, generation or backward pass. */
+export const isModelOutput = (k: string) => k.startsWith('out:') || k === 'logits' || k === 'loss' || k.startsWith('grad:') || k === 'gen:sequences';
+
+const prefixes = (names: string[]) => [...new Set(names.map((k) => (k.includes(':') ? `${k.slice(0, k.indexOf(':'))}:*` : k)))].sort();
+
+/**
+ * Tells a model reference (in:input_ids and model outputs) from the other reference files of contracts.md section 1,
+ * from tensor names alone: rope-index cases (in:* and rope:*), processor and image-processor cases (proc:*), vision
+ * tower cases (out:model.visual.* without input ids) and optimizer cases (param:*, step1:*, train:*).
+ */
+export function referenceKind(names: string[]): ReferenceKindInfo {
+  const has = (p: string) => names.some((k) => k.startsWith(p));
+  if (names.includes('in:input_ids') && names.some(isModelOutput)) return { kind: 'model', evidence: 'in:input_ids and model outputs' };
+  if (has('proc:')) {
+    // the processor's output has token ids; the image processor's only pixel values and grids (or resize cases)
+    return names.includes('proc:input_ids') ? { kind: 'processor', evidence: 'proc:* tensors with proc:input_ids' } : { kind: 'image-processor', evidence: 'proc:* tensors without proc:input_ids' };
+  }
+  if (has('rope:') && names.every((k) => k.startsWith('in:') || k.startsWith('rope:'))) return { kind: 'rope-index', evidence: 'in:* and rope:* tensors only' };
+  if (has('out:model.visual.') && !names.includes('in:input_ids')) return { kind: 'vision-tower', evidence: 'out:model.visual.* without in:input_ids' };
+  if (has('param:') || has('step1:') || has('train:')) return { kind: 'optimizer', evidence: `tensors ${prefixes(names).join(', ')}` };
+  return { kind: 'unknown', evidence: names.length ? `tensors ${prefixes(names).join(', ')}` : 'no tensors' };
+}
+
 /** Reads the model inputs from a reference file. */
 export function referenceInputs(ref: Ref): CausalLmInputs {
   const get = (k: string) => ref.get(k);

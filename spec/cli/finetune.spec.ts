@@ -1,4 +1,6 @@
+import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -81,23 +83,20 @@ describe('glm46v finetune', () => {
   });
 
   it('rejects bad flags with a one-line reason', async () => {
-    const cases: [string[], RegExp][] = [
-      [['--model', TINY_A], /--data is required/],
-      [[...base('/tmp/x'), '--on-too-long', 'truncate'], /--on-too-long must be one of skip, error, got 'truncate'/],
-      [[...base('/tmp/x'), '--batch-size', '0'], /--batch-size must be an integer >= 1, got 0/],
-      [[...base('/tmp/x'), '--lora-alpha', '8'], /--lora-alpha needs --lora-rank/],
-      [[...base('/tmp/x'), '--lora-rank', '2', '--lora-alpha', '0'], /--lora-alpha must be > 0, got 0/],
-      [[...base('/tmp/x'), '--lora-rank', '2', '--lora-targets', 'nope'], /target 'nope' matches no Linear layer/],
-      [[...base('/tmp/x'), '--first-steps', '2'], /--first-data and --first-steps go together/],
-      [[...base('/tmp/x'), '--vision-lr-scale', '0'], /--vision-lr-scale must be > 0, got 0/],
-      [[...base('/tmp/x'), '--train-vision-keys', 'position_embedding'], /--train-vision-keys needs --freeze-vision/],
-      [[...base('/tmp/x'), '--freeze-vision', '--train-vision-keys', 'nope'], /trainVisionKeys: no vision weight key contains 'nope'/],
-      [[...base('/tmp/x'), '--first-data', path.join(DATA, 'eval.jsonl'), '--first-steps', '4', '--steps', '4'], /--first-steps \(4\) must be fewer than --steps \(4\)/],
+    const fresh = () => path.join(tmpDir(), 'run');
+    const cases: [string[], string][] = [
+      [['--model', TINY_A], '--data is required (see --help)'],
+      [[...base(fresh()), '--lora-alpha', '8'], '--lora-alpha needs --lora-rank'],
+      [[...base(fresh()), '--lora-rank', '2', '--lora-targets', 'nope'], "applyLora: target 'nope' matches no Linear layer"],
+      [[...base(fresh()), '--first-steps', '2'], '--first-data and --first-steps go together'],
+      [[...base(fresh()), '--train-vision-keys', 'position_embedding'], '--train-vision-keys needs --freeze-vision'],
+      [[...base(fresh()), '--freeze-vision', '--train-vision-keys', 'nope'], "trainVisionKeys: no vision weight key contains 'nope'"],
+      [[...base(fresh()), '--first-data', path.join(DATA, 'eval.jsonl'), '--first-steps', '4', '--steps', '4'], '--first-steps (4) must be fewer than --steps (4)'],
     ];
-    for (const [argv, re] of cases) {
+    for (const [argv, message] of cases) {
       let err: Error | undefined;
       await finetune(argv).catch((e: Error) => (err = e));
-      expect(err?.message, String(re)).to.match(re);
+      expect(err?.message, message).to.include(message);
     }
   });
 
@@ -106,7 +105,84 @@ describe('glm46v finetune', () => {
     const file = path.join(dir, 'bad.jsonl');
     fs.writeFileSync(file, fs.readFileSync(path.join(DATA, 'train.jsonl'), 'utf8').split('\n')[1] + '\n{"messages": [{"role": "user", "content": "no answer"}]}\n');
     let err: Error | undefined;
-    await finetune(['--model', TINY_A, '--data', file, '--out', dir]).catch((e: Error) => (err = e));
+    await finetune(['--model', TINY_A, '--data', file, '--out', path.join(dir, 'run')]).catch((e: Error) => (err = e));
     expect(err?.message).to.equal(`${file}:2: no assistant turn to learn from`);
+  });
+});
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'glm46v.js');
+const spawnFinetune = (argv: string[]) => spawnSync(process.execPath, [BIN, 'finetune', ...argv], { encoding: 'utf8', env: { ...process.env, GLM46V_BACKEND: tf.getBackend() } });
+
+/** An earlier run's folder: a complete checkpoint, a log, a plot, a final model and a file of the user's. */
+function earlierRun(withCheckpoint: boolean): string {
+  const out = tmpDir();
+  if (withCheckpoint) {
+    fs.mkdirSync(path.join(out, 'checkpoint-3'));
+    fs.writeFileSync(path.join(out, 'checkpoint-3', 'trainer_state.json'), '{"step": 3}\n');
+  }
+  fs.mkdirSync(path.join(out, 'final'));
+  fs.writeFileSync(path.join(out, 'final', 'model.safetensors'), 'the earlier model');
+  fs.writeFileSync(path.join(out, 'log.jsonl'), '{"step": 1, "loss": 1}\n');
+  fs.writeFileSync(path.join(out, 'loss.png'), 'the earlier plot');
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+  return out;
+}
+
+/** Every file under `dir` with its bytes, to show that nothing changed. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else files[path.relative(dir, p)] = fs.readFileSync(p, 'base64');
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+describe('glm46v finetune --out', () => {
+  for (const [what, withCheckpoint, extra, message] of [
+    ['a non-empty folder without --resume or --overwrite', true, [], (out: string) => `--out ${out} is not empty: pass --resume to continue the run in it or --overwrite to replace it`],
+    ['--resume where no checkpoint is left to resume from', false, ['--resume'], (out: string) => `--out ${out} holds no checkpoint-N to resume from: pass --overwrite to replace what it holds, or another --out`],
+  ] as const) {
+    it(`refuses ${what}, exit 1, leaving every file as it was`, () => {
+      const out = earlierRun(withCheckpoint);
+      const before = snapshot(out);
+      const r = spawnFinetune([...base(out), '--steps', '1', ...extra]);
+      expect(r.stderr).to.equal(`glm46v finetune: ${message(out)}\n`);
+      expect(r.status).to.equal(1);
+      expect(r.stdout).to.equal('');
+      expect(snapshot(out)).to.deep.equal(before);
+    });
+  }
+
+  it('refuses an --out that is a file, exit 1', () => {
+    const file = path.join(tmpDir(), 'model.txt');
+    fs.writeFileSync(file, 'not a folder');
+    const r = spawnFinetune([...base(file), '--steps', '1']);
+    expect(r.stderr).to.equal(`glm46v finetune: --out ${file} is a file, not a folder\n`);
+    expect(r.status).to.equal(1);
+    expect(fs.readFileSync(file, 'utf8')).to.equal('not a folder');
+  });
+
+  it('--overwrite replaces the earlier run (its checkpoints, log, plot and model) and leaves other files alone', async () => {
+    const out = earlierRun(true);
+    const { stdout } = await finetune([...base(out), '--steps', '1', '--overwrite']);
+    const last = stdout.trim().split('\n').pop()!;
+    expect(last).to.match(/^finetune: steps=1 final_loss=\d+\.\d{6} saved=(.+)$/);
+    expect(last.split('saved=')[1]).to.equal(path.join(out, 'final'));
+    expect(fs.existsSync(path.join(out, 'checkpoint-3'))).to.equal(false);
+    expect(fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).to.deep.equal([1]);
+    expect(fs.readFileSync(path.join(out, 'loss.png')).subarray(1, 4).toString()).to.equal('PNG');
+    expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).to.equal('mine');
+    loadModel(path.join(out, 'final')).dispose();
+  });
+
+  it('an empty --out folder needs neither flag', async () => {
+    const out = tmpDir();
+    const { stdout } = await finetune([...base(out), '--steps', '1']);
+    expect(stdout).to.include(`saved=${path.join(out, 'final')}`);
   });
 });

@@ -32,6 +32,16 @@ describe('glm46v generate', () => {
     expect(r.stderr).to.match(/tokens=3 prefill_ms=\d+/);
   });
 
+  it('accepts the edges of each range: --temperature 0 (greedy), --top-p 1, --top-k 0 (both off), the largest --seed', () => {
+    const args = ['--model', fixturePath('models', 'tiny_a'), '--prompt', 'Describe it.', '--max-new-tokens', '1', '--temperature', '0'];
+    const greedy = run(...args);
+    const edges = run(...args, '--top-p', '1', '--top-k', '0', '--seed', '4294967295');
+    expect(greedy.status, greedy.stderr).to.equal(0);
+    expect(edges.status, edges.stderr).to.equal(0);
+    expect(edges.stderr).to.match(/tokens=1 prefill_ms=\d+/);
+    expect(edges.stdout).to.equal(greedy.stdout);
+  });
+
   for (const [what, args, message] of [
     ['a missing image file', ['--image', 'no-such.png', '--prompt', 'x'], /^glm46v generate: image file no-such.png does not exist$/],
     ['an unreadable model folder', ['--model', '/nonexistent-model', '--prompt', 'x'], /^glm46v generate: model folder \/nonexistent-model is not readable: no config.json$/],
