@@ -1,7 +1,8 @@
-// The server's generation queue: requests wait in arrival order (FIFO, so fair), and whenever the model is free all
-// waiting requests (up to maxBatch) start together as one left-padded batch. A batch runs until its last row ends;
-// newcomers wait for the next one (no joining a running batch: the KV cache has one length for all rows).
-// Built on lib/generate.ts prefill/decodeOne with one sampler, stop set and token budget per row.
+// The server's generation queue: requests wait in arrival order (FIFO, so fair) and start together as one
+// left-padded batch (up to maxBatch rows). Up to maxRunning batches run at once, their decode steps interleaved on
+// the event loop, so a long generation does not hold back a short one that arrives after it; a batch cannot take
+// new rows once started (its KV cache has one length for all rows). On lib/generate.ts prefill/decodeOne with one
+// sampler, stop set and token budget per row.
 import * as tf from '@tensorflow/tfjs';
 import { DecodeState, decodeOne, prefill } from '../lib/generate';
 import { Sampler } from '../lib/sampling';
@@ -174,14 +175,15 @@ export async function runBatch(parts: EngineParts, jobs: Job[]): Promise<void> {
   }
 }
 
-/** FIFO queue in front of runBatch: one batch at a time, each taking everything waiting (up to maxBatch). */
+/** FIFO queue in front of runBatch: whenever fewer than maxRunning batches run, everything waiting starts as one. */
 export class Scheduler {
   private readonly queue: Job[] = [];
-  private running = false;
+  private running = 0;
+  private starting = false;
   /** batches run so far and their sizes (for the load measurements) */
   readonly batchSizes: number[] = [];
 
-  constructor(private readonly parts: EngineParts, private readonly maxBatch: number) {}
+  constructor(private readonly parts: EngineParts, private readonly maxBatch: number, private readonly maxRunning = 4) {}
 
   get waiting(): number {
     return this.queue.length;
@@ -208,17 +210,18 @@ export class Scheduler {
   }
 
   private async pump(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      await yieldToIo(); // requests arriving together start together
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        this.batchSizes.push(batch.length);
-        await runBatch(this.parts, batch);
-      }
-    } finally {
-      this.running = false;
+    if (this.starting) return;
+    this.starting = true;
+    await yieldToIo(); // requests arriving together start together
+    this.starting = false;
+    while (this.queue.length && this.running < this.maxRunning) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.batchSizes.push(batch.length);
+      this.running += 1;
+      void runBatch(this.parts, batch).finally(() => {
+        this.running -= 1;
+        void this.pump();
+      });
     }
   }
 }

@@ -30,6 +30,8 @@ export interface ServeOptions extends Partial<ImageLimits> {
   modelName?: string;
   /** most requests in one batch (default 32) */
   maxBatch?: number;
+  /** most batches generating at once, their steps interleaved (default 4) */
+  maxRunning?: number;
   /** largest request body in bytes (default 20 MiB) */
   maxBodyBytes?: number;
   /** max_tokens when a request gives none (default 512, and never past the context) */
@@ -109,7 +111,7 @@ export class GlmServer {
       decode: (ids) => processor.decode(ids.filter((i) => !hidden.has(i))),
       eosTokenIds: gen.eosTokenId ?? model.config.eos_token_id,
       padTokenId: gen.padTokenId ?? processor.tokenizer.padTokenId ?? 0,
-    }, opts.maxBatch ?? 32);
+    }, opts.maxBatch ?? 32, opts.maxRunning ?? 4);
     this.http = http.createServer((req, res) => void this.handle(req, res));
   }
 
@@ -136,18 +138,30 @@ export class GlmServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const t0 = performance.now();
     const url = (req.url ?? '/').split('?')[0]!;
+    // one line per request, once both the response has closed and its generation (if any) has ended
     let usage: Usage | null = null;
     let note = '';
-    res.on('close', () => {
+    let generating = false;
+    let closed = false;
+    const logLine = () => {
       const tokens = usage ? ` prompt_tokens=${usage.prompt_tokens} completion_tokens=${usage.completion_tokens}` : '';
       const aborted = res.writableFinished ? '' : ' client_closed';
       this.log(`${req.method} ${url} ${res.statusCode}${tokens} ms=${(performance.now() - t0).toFixed(0)}${note}${aborted}`);
+    };
+    res.on('close', () => {
+      closed = true;
+      if (!generating) logLine();
     });
     try {
       if (url === '/health' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
       if (url === '/v1/models' && req.method === 'GET') return sendJson(res, 200, this.models());
       if (url === '/v1/chat/completions' && req.method === 'POST') {
-        usage = await this.chat(req, res, (u, n) => { usage = u; note = n; });
+        await this.chat(req, res, () => { generating = true; }, (u, n) => {
+          usage = u;
+          note = n;
+          generating = false;
+          if (closed) logLine();
+        });
         return;
       }
       const known = ['/health', '/v1/models', '/v1/chat/completions'].includes(url);
@@ -164,7 +178,7 @@ export class GlmServer {
   }
 
   /** Parses, renders and tokenizes a request, then waits for its generation; resolves to its usage. */
-  private async chat(req: http.IncomingMessage, res: http.ServerResponse, onEnd: (u: Usage, note: string) => void): Promise<Usage | null> {
+  private async chat(req: http.IncomingMessage, res: http.ServerResponse, onStart: () => void, onEnd: (u: Usage, note: string) => void): Promise<void> {
     const raw = await readBody(req, this.opts.maxBodyBytes ?? 20 * 2 ** 20);
     let body: unknown;
     try {
@@ -182,12 +196,13 @@ export class GlmServer {
       const asked = r.maxTokens === undefined ? '' : ` and ${r.maxTokens} for the completion`;
       throw new ApiError(400, `this model's context is ${this.contextLength} tokens; the messages take ${promptTokens}${asked}`, 'messages', 'context_length_exceeded');
     }
-    if (res.destroyed) return null;
-    return new Promise<Usage | null>((resolve) => {
+    if (res.destroyed) return;
+    onStart();
+    return new Promise<void>((resolve) => {
       const parser = new ToolCallParser({ tools: r.tools, parseTools: r.toolChoice === 'auto' && r.tools !== null, startInReasoning: /<think>\s*$/.test(prompt) });
       const completion = new Completion(this.modelName, parser, r.stream, r.includeUsage, promptTokens, this.sink(res, r.stream, (u, reason) => {
         onEnd(u, reason === 'stop' ? '' : ` finish=${reason}`);
-        resolve(u);
+        resolve();
       }));
       const job = this.job(r, prompt, enc, completion);
       res.on('close', () => {
