@@ -1,8 +1,14 @@
 // Small helpers for reading JSON configs with errors that name the file and the key path.
 import * as fs from 'fs';
 
+/** A message on one line: line breaks inside quoted values (a key or a string from the file) are escaped. */
+export const oneLine = (message: string) => message.replace(/\r?\n|[\r\u2028\u2029]/g, '\\n');
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 /** Parses a JSON file; errors name the file. */

@@ -2,6 +2,7 @@
 // Format: u64 LE header length N, N bytes of JSON, then the raw little-endian row-major data.
 import * as fs from 'fs';
 import * as path from 'path';
+import { brief, oneLine } from './config';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -26,9 +27,43 @@ export interface HostTensor {
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
+  constructor(message: string) {
+    super(oneLine(message));
+  }
 }
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** `__metadata__`: absent, or an object of strings (the format's HashMap<String, String>). */
+function parseMetadata(raw: unknown, fail: (msg: string) => never): Record<string, string> {
+  if (raw === undefined) return {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
+    return fail(`__metadata__: expected an object of strings, got ${brief(raw)}`);
+  }
+  return raw as Record<string, string>;
+}
+
+/**
+ * One header entry checked against the file before anything is allocated for it: a known dtype, a shape of
+ * non-negative safe integers, and data_offsets inside the data section spanning exactly the shape's bytes.
+ */
+function checkTensorInfo(name: string, raw: unknown, dataBytes: number, fail: (msg: string) => never): TensorInfo {
+  const at = `tensor '${brief(name, 80).replace(/^"|"$/g, '')}'`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail(`${at}: expected an object, got ${brief(raw)}`);
+  const info = raw as Partial<Record<keyof TensorInfo, unknown>>;
+  if (typeof info.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, info.dtype)) fail(`${at}: unsupported dtype ${brief(info.dtype)}`);
+  const shape = info.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`${at}: bad shape ${brief(shape)}`);
+  const offsets = info.data_offsets;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o)) || offsets[0] < 0 || offsets[1] < offsets[0]) {
+    fail(`${at}: bad data_offsets ${brief(offsets)}`);
+  }
+  const [s, e] = offsets as [number, number];
+  if (e > dataBytes) fail(`${at}: data_offsets [${s}, ${e}] run past the ${dataBytes}-byte data section (truncated file?)`);
+  const dtype = info.dtype as StDtype, want = size(shape as number[]) * DTYPE_BYTES[dtype];
+  if (e - s !== want) fail(`${at}: ${e - s} bytes for ${dtype}${brief(shape)}, expected ${want}`);
+  return { dtype, shape: shape as number[], data_offsets: [s, e] };
+}
 
 /** An open safetensors file; tensors are read one at a time with positioned reads. */
 export class SafetensorsFile {
@@ -38,46 +73,40 @@ export class SafetensorsFile {
   private fd: number | undefined;
 
   constructor(readonly file: string) {
-    this.fd = fs.openSync(file, 'r');
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(`${file}: ${msg}`);
+    };
     try {
-      const fileSize = fs.fstatSync(this.fd).size;
-      const fail = (msg: string): never => {
-        throw new SafetensorsError(`${file}: ${msg}`);
-      };
+      this.fd = fs.openSync(file, 'r');
+    } catch (e) {
+      fail(`cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      const stat = fs.fstatSync(this.fd!);
+      if (!stat.isFile()) fail('not a file');
+      const fileSize = stat.size;
       if (fileSize < 8) fail(`truncated: ${fileSize} bytes, smaller than the 8-byte header length`);
       const lenBuf = Buffer.alloc(8);
-      fs.readSync(this.fd, lenBuf, 0, 8, 0);
+      fs.readSync(this.fd!, lenBuf, 0, 8, 0);
       const n = lenBuf.readBigUInt64LE(0);
       if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
       if (Number(n) + 8 > fileSize) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`);
       const hb = Buffer.alloc(Number(n));
-      fs.readSync(this.fd, hb, 0, hb.length, 8);
-      let header: Record<string, unknown>;
+      fs.readSync(this.fd!, hb, 0, hb.length, 8);
+      let header: unknown;
       try {
         header = JSON.parse(hb.toString('utf8'));
       } catch (e) {
-        return fail(`header is not valid JSON (${(e as Error).message})`);
+        return fail(`header is not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
       }
-      if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+      if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
       this.dataStart = 8 + Number(n);
-      const dataBytes = fileSize - this.dataStart;
-      this.metadata = (header.__metadata__ as Record<string, string>) ?? {};
+      this.metadata = parseMetadata((header as Record<string, unknown>).__metadata__, fail);
       const spans: Array<[number, number, string]> = [];
       for (const [name, raw] of Object.entries(header)) {
         if (name === '__metadata__') continue;
-        const info = raw as TensorInfo;
-        if (!info || !(info.dtype in DTYPE_BYTES)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(info?.dtype)}`);
-        if (!Array.isArray(info.shape) || info.shape.some((d) => !Number.isInteger(d) || d < 0)) {
-          fail(`tensor '${name}': bad shape ${JSON.stringify(info.shape)}`);
-        }
-        const [s, e] = info.data_offsets ?? [];
-        if (!Number.isInteger(s) || !Number.isInteger(e) || s! < 0 || e! < s!) {
-          fail(`tensor '${name}': bad data_offsets ${JSON.stringify(info.data_offsets)}`);
-        }
-        if (e! > dataBytes) fail(`tensor '${name}': data_offsets [${s}, ${e}] run past the ${dataBytes}-byte data section (truncated file?)`);
-        const want = size(info.shape) * DTYPE_BYTES[info.dtype];
-        if (e! - s! !== want) fail(`tensor '${name}': ${e! - s!} bytes for ${info.dtype}${JSON.stringify(info.shape)}, expected ${want}`);
-        spans.push([s!, e!, name]);
+        const info = checkTensorInfo(name, raw, fileSize - this.dataStart, fail);
+        spans.push([info.data_offsets[0], info.data_offsets[1], name]);
         this.tensors.set(name, info);
       }
       spans.sort((a, b) => a[0] - b[0]);

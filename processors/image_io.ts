@@ -4,16 +4,18 @@
 // convert("RGB") does; only a PIL image handed straight to the processor gets composited on white.
 import * as fs from 'fs';
 import { PNG } from 'pngjs';
-import { ProcessorError } from './errors';
+import { checkImageSize, ProcessorError } from './errors';
 import { decodeJpeg } from './jpeg_pixels';
 
-export { ProcessorError } from './errors';
+export { MAX_IMAGE_PIXELS, ProcessorError } from './errors';
 
 /** 8-bit RGB pixels, row-major (`data[(y * width + x) * 3 + c]`). */
 export interface RgbImage {
   width: number;
   height: number;
   data: Uint8Array;
+  /** the file it was read from (set by loadImage and decodeImage), named by the processors' errors */
+  source?: string;
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -42,9 +44,9 @@ export function decodeImage(bytes: Uint8Array, name: string): RgbImage {
     throw new ProcessorError(`${name}: not a PNG or JPEG file (starts with ${head})`);
   }
   try {
-    if (isPng) return applyExifOrientation(decodePng(bytes, name), findPngExif(bytes));
+    if (isPng) return { ...applyExifOrientation(decodePng(bytes, name), findPngExif(bytes)), source: name };
     const jpeg = decodeJpeg(bytes, name);
-    return applyExifOrientation(jpeg, jpeg.exif);
+    return { ...applyExifOrientation(jpeg, jpeg.exif), source: name };
   } catch (e) {
     if (e instanceof ProcessorError) throw e;
     throw new ProcessorError(`${name}: corrupt ${isPng ? 'PNG' : 'JPEG'} (${(e as Error).message})`);
@@ -67,6 +69,7 @@ interface DecodedPng {
  * at 255, not scaled (torchvision returns uint16 there, which the HF processor cannot use).
  */
 function decodePng(bytes: Uint8Array, name: string): RgbImage {
+  checkPngSize(bytes, name);
   let png: DecodedPng;
   try {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -97,20 +100,47 @@ function lowDepthScale(depth: number, colorType: number): ((v: number) => number
   return (v) => v * k;
 }
 
-/** The TIFF bytes of a PNG eXIf chunk (PIL and libpng read the orientation from it), if any. */
-function findPngExif(bytes: Uint8Array): Uint8Array | undefined {
+/** The chunks of a PNG as (type, data) pairs, up to IEND or the first chunk that runs past the end. */
+function* pngChunks(bytes: Uint8Array): Generator<[string, Uint8Array]> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let p = 8; p + 8 <= bytes.length;) {
+  for (let p = 8; p + 12 <= bytes.length;) {
     const len = view.getUint32(p), type = String.fromCharCode(...bytes.subarray(p + 4, p + 8));
-    if (type === 'eXIf') {
-      const data = bytes.subarray(p + 8, p + 8 + len);
-      const prefixed = String.fromCharCode(...data.subarray(0, 6)) === 'Exif\0\0';
-      return prefixed ? data.subarray(6) : data;
-    }
-    if (type === 'IEND') break;
+    if (p + 12 + len > bytes.length || type === 'IEND') return;
+    yield [type, bytes.subarray(p + 8, p + 8 + len)];
     p += 12 + len;
   }
+}
+
+/** The TIFF bytes of a PNG eXIf chunk (PIL and libpng read the orientation from it), if any. */
+function findPngExif(bytes: Uint8Array): Uint8Array | undefined {
+  for (const [type, data] of pngChunks(bytes)) {
+    if (type !== 'eXIf') continue;
+    const prefixed = String.fromCharCode(...data.subarray(0, 6)) === 'Exif\0\0';
+    return prefixed ? data.subarray(6) : data;
+  }
   return undefined;
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** deflate's largest expansion: a 258-byte match in 2 bits */
+const DEFLATE_MAX_RATIO = 1032;
+
+/**
+ * Refuses, before pngjs allocates the image (it sizes its inflate buffer from IHDR alone), a PNG over
+ * MAX_IMAGE_PIXELS or one whose IDAT chunks are too small to inflate to the rows IHDR declares.
+ */
+function checkPngSize(bytes: Uint8Array, name: string): void {
+  if (bytes.length < 33 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return; // pngjs names it
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const width = view.getUint32(16), height = view.getUint32(20), depth = bytes[24]!, channels = PNG_CHANNELS[bytes[25]!];
+  checkImageSize(name, 'PNG', width, height);
+  if (channels === undefined || ![1, 2, 4, 8, 16].includes(depth)) return;
+  const raw = (Math.ceil((width * channels * depth) / 8) + 1) * height;
+  let idat = 0;
+  for (const [type, data] of pngChunks(bytes)) if (type === 'IDAT') idat += data.length;
+  if (raw > DEFLATE_MAX_RATIO * idat) {
+    throw new ProcessorError(`${name}: truncated or corrupt PNG: ${width}x${height} needs ${raw} bytes of pixel data, more than its ${idat} IDAT bytes can inflate to`);
+  }
 }
 
 /** EXIF tag 0x0112 of IFD0 (1..8), 1 when absent or unreadable. */

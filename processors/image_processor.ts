@@ -4,8 +4,8 @@
 // (The PIL backend, Glm4vImageProcessorPil, resizes with Pillow's 22-bit weights and normalizes in float64:
 // within one 8-bit level and ~1e-7 of this.)
 import * as path from 'path';
-import { bool, ConfigError, int, isObject, Json, num, readJson } from '../lib/config';
-import { ProcessorError } from './errors';
+import { bool, brief, ConfigError, int, isObject, Json, num, readJson } from '../lib/config';
+import { MAX_IMAGE_PIXELS, ProcessorError } from './errors';
 import type { RgbImage } from './image_io';
 import { resizeBicubicAntialias } from './resize';
 import { smartResize } from './smart_resize';
@@ -44,7 +44,7 @@ export interface Glm4vImageProcessorConfig extends VisualProcessorFields {
 function triple(o: Json, at: string, key: string, def: [number, number, number]): [number, number, number] {
   const v = o[key] ?? def;
   if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-    throw new ConfigError(`${at}${key}: expected 3 numbers (one per RGB channel), got ${JSON.stringify(o[key])}`);
+    throw new ConfigError(`${at}${key}: expected 3 numbers (one per RGB channel), got ${brief(o[key])}`);
   }
   return v as [number, number, number];
 }
@@ -58,11 +58,11 @@ export function parseVisualProcessorFields(json: unknown, at: string, kind: 'ima
   if (!isObject(json)) throw new ConfigError(`${at}: expected a JSON object`);
   const type = json[typeKey];
   if (type !== undefined && !knownTypes.includes(type as string)) {
-    throw new ConfigError(`${at}${typeKey}: ${JSON.stringify(type)} is not a GLM-V ${kind} processor (${knownTypes.join(', ')})`);
+    throw new ConfigError(`${at}${typeKey}: ${brief(type)} is not a GLM-V ${kind} processor (${knownTypes.join(', ')})`);
   }
   const size = json.size ?? { shortest_edge: 112 * 112, longest_edge: maxPixels };
   if (!isObject(size) || !size.shortest_edge || !size.longest_edge) {
-    throw new ConfigError(`${at}size: must contain 'shortest_edge' and 'longest_edge' keys but got ${JSON.stringify(size)}`);
+    throw new ConfigError(`${at}size: must contain 'shortest_edge' and 'longest_edge' keys but got ${brief(size)}`);
   }
   const cfg: VisualProcessorFields = {
     do_resize: bool(json, at, 'do_resize', true),
@@ -80,7 +80,7 @@ export function parseVisualProcessorFields(json: unknown, at: string, kind: 'ima
     raw: json,
   };
   if (cfg.resample !== BICUBIC) throw new ConfigError(`${at}resample: only BICUBIC (3) is implemented, got ${cfg.resample}`);
-  if (cfg.image_std.some((s) => s === 0)) throw new ConfigError(`${at}image_std: has a zero, got ${JSON.stringify(cfg.image_std)}`);
+  if (cfg.image_std.some((s) => s === 0)) throw new ConfigError(`${at}image_std: has a zero, got ${brief(cfg.image_std)}`);
   return cfg;
 }
 
@@ -205,6 +205,23 @@ export interface ImageProcessorOutput {
   imageGridThw: number[][];
 }
 
+/**
+ * smart_resize's (height, width) for an image, its errors (transformers' wording) prefixed with the file, and
+ * refused past MAX_IMAGE_PIXELS (a size.shortest_edge of 1e12 would otherwise allocate a terapixel frame).
+ */
+function resizedSize(img: RgbImage, where: string, T: number, factor: number, size: VisualProcessorFields['size']): [number, number] {
+  let hw: [number, number];
+  try {
+    hw = smartResize(T, img.height, img.width, T, factor, size.shortest_edge, size.longest_edge);
+  } catch (e) {
+    throw e instanceof ProcessorError ? new ProcessorError(`${where}: ${e.message}`) : e;
+  }
+  if (hw[0] * hw[1] > MAX_IMAGE_PIXELS) {
+    throw new ProcessorError(`${where}: resizing ${img.width}x${img.height} to ${hw[1]}x${hw[0]} for size ${brief(size)} passes the ${MAX_IMAGE_PIXELS}-pixel limit`);
+  }
+  return hw;
+}
+
 export class Glm4vImageProcessor {
   constructor(readonly config: Glm4vImageProcessorConfig) {}
 
@@ -222,15 +239,16 @@ export class Glm4vImageProcessor {
     const tables = pixelTables(cfg);
     const parts: Float32Array[] = [], imageGridThw: number[][] = [];
     images.forEach((img, i) => {
+      const where = img.source ?? `image ${i}`;
       if (!(img.width > 0 && img.height > 0) || img.data.length !== img.width * img.height * 3) {
-        throw new ProcessorError(`preprocess: image ${i} is ${img.width}x${img.height} with ${img.data.length} bytes, expected ${img.width * img.height * 3} (RGB)`);
+        throw new ProcessorError(`${where}: ${img.width}x${img.height} with ${img.data.length} bytes, expected ${img.width * img.height * 3} (RGB)`);
       }
       let frame = img;
       if (cfg.do_resize) {
-        const [h, w] = smartResize(T, img.height, img.width, T, factor, cfg.size.shortest_edge, cfg.size.longest_edge);
+        const [h, w] = resizedSize(img, where, T, factor, cfg.size);
         frame = resizeBicubicAntialias(img, h, w);
       } else if (img.height % factor !== 0 || img.width % factor !== 0) {
-        throw new ProcessorError(`preprocess: image ${i} is ${img.height}x${img.width} (HxW), not a multiple of ${factor}, and do_resize is false`);
+        throw new ProcessorError(`${where}: ${img.height}x${img.width} (HxW) is not a multiple of ${factor}, and do_resize is false`);
       }
       const chw = toChannelsFirst(frame, tables);
       const p = patchify(new Array<Float32Array>(T).fill(chw), 3, frame.height, frame.width, {

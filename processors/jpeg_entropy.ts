@@ -1,6 +1,6 @@
 // JPEG parsing and Huffman decoding to DCT coefficients, after libjpeg-turbo's jdmarker.c, jdhuff.c and jdphuff.c.
 // Baseline, extended (8-bit) and progressive Huffman JPEGs; jpeg_pixels.ts turns the coefficients into pixels.
-import { ProcessorError } from './errors';
+import { checkImageSize, ProcessorError } from './errors';
 
 /** Zigzag index -> natural (row-major) index, with libjpeg's 16 extra entries so corrupt runs land on 63. */
 const NATURAL_ORDER = new Int32Array([
@@ -326,7 +326,7 @@ export function decodeJpegCoefficients(data: Uint8Array, name: string): JpegFram
     else if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
       if (frame) fail('more than one frame');
       progressive = marker === 0xc2;
-      frame = parseFrame(data, seg, fail, quantTables);
+      frame = parseFrame(data, seg, name, fail, quantTables);
     } else if (marker >= 0xc3 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       fail(`SOF${marker - 0xc0} (lossless, hierarchical or arithmetic coding) is not supported`);
     } else if (marker === 0xda) {
@@ -357,13 +357,20 @@ export function decodeJpegCoefficients(data: Uint8Array, name: string): JpegFram
   return frame;
 }
 
-function parseFrame(data: Uint8Array, seg: number, fail: (m: string) => never,
+function parseFrame(data: Uint8Array, seg: number, name: string, fail: (m: string) => never,
   quantTables: (Uint16Array | undefined)[]): JpegFrame {
   const precision = data[seg]!;
   const height = (data[seg + 1]! << 8) | data[seg + 2]!, width = (data[seg + 3]! << 8) | data[seg + 4]!;
   const n = data[seg + 5]!;
   if (precision !== 8) fail(`${precision}-bit samples are not supported`);
   if (width === 0 || height === 0) fail(`bad image size ${width}x${height}`);
+  checkImageSize(name, 'JPEG', width, height);
+  // Every 8x8 block of the full-resolution component costs at least one bit in its first (DC) scan, so a file
+  // declaring more blocks than 8 per byte is truncated or corrupt: refused before the coefficients are allocated.
+  const blocks = Math.ceil(width / 8) * Math.ceil(height / 8);
+  if (blocks > 8 * data.length) {
+    fail(`${width}x${height} needs at least ${Math.ceil(blocks / 8)} bytes of coded data (1 bit per 8x8 block), the file has ${data.length}`);
+  }
   if (n !== 1 && n !== 3) fail(`${n} components (only grayscale and 3-component colour are supported)`);
   const raw = [];
   for (let i = 0; i < n; i++) {

@@ -120,7 +120,7 @@ describe('Glm4vImageProcessor / Glm46VImageProcessor', () => {
   it('refuses an empty list and a buffer that is not width*height*3 bytes', () => {
     const proc = Glm4vImageProcessor.fromPretrained(GLM41V);
     expect(() => proc.preprocess([])).to.throw(ProcessorError, 'no images');
-    expect(() => proc.preprocess([{ width: 4, height: 4, data: new Uint8Array(47) }])).to.throw(ProcessorError, 'image 0 is 4x4 with 47 bytes');
+    expect(() => proc.preprocess([{ width: 4, height: 4, data: new Uint8Array(47) }])).to.throw(ProcessorError, 'image 0: 4x4 with 47 bytes, expected 48 (RGB)');
   });
 
   it('preprocesses a 1000x1000 photo (decode included) in well under a second', () => {
