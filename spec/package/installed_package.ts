@@ -14,12 +14,16 @@ const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 interface Run { status: number | null; stdout: string; stderr: string }
 
-/** The environment of a user's shell: none of the outer `npm test`'s npm_* variables or our backend switches. */
+// npm settings that reach the inner npm from the user's own environment (registry, proxy, cache) are kept; the rest of
+// the npm_* variables the outer `npm test` sets (local_prefix, prefix, allow_scripts, lifecycle) would change its install.
+const NPM_KEEP = /^npm_config_(registry|cache|userconfig|globalconfig|cafile|nodedir|proxy|https_proxy|noproxy|strict_ssl)$/i;
+
+/** The environment of a user's shell: no npm_* variables of the outer `npm test`, none of our backend switches. */
 function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    const npmOwn = k.startsWith('npm_') && !(k.startsWith('npm_config_') && k !== 'npm_config_local_prefix');
-    if (!npmOwn && k !== 'GLM46V_BACKEND' && k !== 'GLM46V_VERBOSE' && k !== 'INIT_CWD') env[k] = v;
+    const outerNpm = (/^npm_/i.test(k) && !NPM_KEEP.test(k)) || k === 'INIT_CWD';
+    if (!outerNpm && k !== 'GLM46V_BACKEND' && k !== 'GLM46V_VERBOSE') env[k] = v;
   }
   return { ...env, ...extra };
 }
@@ -98,6 +102,12 @@ describe('the packed package, installed into a new project', function () {
     expect(r.stderr, show(r)).to.match(/^glm46v: backend \S+/);
   });
 
+  it("runs the README example in the clone too, once built (the package resolves 'glm46v' to itself)", () => {
+    const r = run(ROOT, 'npx', ['--no-install', 'tsx', path.relative(ROOT, EXAMPLE)]);
+    expect(r.status, show(r)).to.equal(0);
+    expect(r.stdout, show(r)).to.equal('2\n');
+  });
+
   it('runs the README example as .ts in a "type": "module" project', () => {
     const esm = path.join(project, 'esm');
     fs.mkdirSync(esm);
@@ -139,13 +149,17 @@ describe('the packed package, installed into a new project', function () {
       "const cjs = createRequire(import.meta.url)('glm46v');",
       "const names = Object.keys(esm).filter((k) => k !== 'default').sort();",
       'const same = names.filter((k) => esm[k] === cjs[k]).length;',
-      "console.log(JSON.stringify({ names, same, cjs: Object.keys(cjs).filter((k) => k !== '__esModule').sort(), default: esm.default === cjs }));",
+      "const entry = { import: import.meta.resolve('glm46v'), require: createRequire(import.meta.url).resolve('glm46v') };",
+      "console.log(JSON.stringify({ names, same, cjs: Object.keys(cjs).filter((k) => k !== '__esModule').sort(), default: esm.default === cjs, entry }));",
       '',
     ].join('\n'));
     const r = run(project, process.execPath, ['exports.mjs']);
     expect(r.status, show(r)).to.equal(0);
     expect(r.stderr, show(r)).to.equal('');
-    const got = JSON.parse(r.stdout) as { names: string[]; same: number; cjs: string[]; default: boolean };
+    const got = JSON.parse(r.stdout) as { names: string[]; same: number; cjs: string[]; default: boolean; entry: { import: string; require: string } };
+    // the exports field's two entries (without it Node would guess the names of dist/index.js with its lexer)
+    expect(got.entry.import).to.equal(`file://${installed('dist', 'index.mjs')}`);
+    expect(got.entry.require).to.equal(installed('dist', 'index.js'));
     // index.ts's value exports, as the source module has them (this process runs the TypeScript through tsx)
     const source = Object.keys(require(path.join(ROOT, 'index.ts')) as object).filter((k) => k !== '__esModule').sort();
     expect(got.names).to.deep.equal(source);
