@@ -7,6 +7,8 @@ import { readJson } from '../lib/config';
 import { parseGlm4vConfig } from '../models/glm4v/config';
 import { Glm4vTextModel } from '../models/glm4v/text';
 import { isIgnoredKey } from '../models/glm4v/weights';
+import { isMoeConfig } from '../models/glm4v_moe/config';
+import { inspectMoe } from '../models/glm4v_moe/inspect';
 import { BUILTIN_MODEL, CliError, parseArgs } from './args';
 
 const USAGE = 'usage: glm46v inspect [--model DIR]';
@@ -21,6 +23,7 @@ export const command = {
     const dir = (a.model as string | undefined) ?? BUILTIN_MODEL;
     const configFile = path.join(dir, 'config.json');
     if (!fs.existsSync(configFile)) throw new CliError(`model folder ${dir} is not readable: no config.json`);
+    if (isMoeConfig(readJson(configFile))) return void process.stdout.write(inspectMoe(dir, configFile).join('\n') + '\n');
     const config = parseGlm4vConfig(readJson(configFile), configFile);
     const { raw: _raw, ...parsed } = config;
     const out: string[] = [`config: ${configFile}`, JSON.stringify(parsed, null, 2), ''];
