@@ -90,13 +90,14 @@ export function formatReport(r: FuzzReport): string {
 }
 
 /**
- * Shrinks a failing input (ddmin over byte ranges, then single bytes zeroed) while it keeps failing the same way:
- * the same outcome and, for a crash, the same error name and first 30 characters of the message.
+ * Shrinks a failing input (ddmin: ranges of halving length removed) while it keeps failing the same way, the same
+ * outcome and, for a crash, the same error name and first 30 characters of the message; at most `budget` tries.
  */
-export async function minimize(child: FuzzChild, format: Format, seedFile: string, bytes: Uint8Array): Promise<Uint8Array> {
+export async function minimize(child: FuzzChild, format: Format, seedFile: string, bytes: Uint8Array, budget = 3000): Promise<Uint8Array> {
   const first = await child.run({ format, seedFile, bytes });
   if (first.outcome === 'valid' || first.outcome === 'error') throw new Error(`the input does not fail (${first.outcome}: ${first.detail})`);
   const same = async (b: Uint8Array) => {
+    if (budget-- <= 0) return false;
     const r = await child.run({ format, seedFile, bytes: b });
     return r.outcome === first.outcome && (r.outcome !== 'crash' || r.detail.slice(0, 30) === first.detail.slice(0, 30));
   };
