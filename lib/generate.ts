@@ -64,6 +64,39 @@ export async function decodeOne(model: Glm4vForConditionalGeneration, tokens: nu
 }
 
 /**
+ * Keeps the rows `rows` of a decode state (cache rows gathered out, mask and positions with them), freeing the
+ * others' memory at once; leading positions that no kept row attends to go too, so a row left alone decodes as if
+ * it had run alone.
+ */
+export function keepRows(state: DecodeState, rows: number[]): void {
+  const mask = rows.map((r) => state.attentionMask[r]!);
+  const width = mask[0]?.length ?? 0;
+  let from = 0;
+  while (from < width && mask.every((m) => !m[from])) from++;
+  state.cache.keepRows(rows, from);
+  state.attentionMask = mask.map((m) => m.slice(from));
+  state.nextPositions = rows.map((r) => state.nextPositions[r]!);
+}
+
+/**
+ * Appends the rows of `other` (a later prefill) to `state`: the shorter of the two is left-padded, zeros in the
+ * cache and 0 in the mask, as a left-padded batch would have been. `other`'s cache is consumed.
+ */
+export function appendRows(state: DecodeState, other: DecodeState): void {
+  const [a, b] = [state.cache.offset, other.cache.offset];
+  if (a < b) {
+    state.cache.padLeft(b - a);
+    state.attentionMask = state.attentionMask.map((m) => [...new Array<number>(b - a).fill(0), ...m]);
+  } else if (b < a) {
+    other.cache.padLeft(a - b);
+    other.attentionMask = other.attentionMask.map((m) => [...new Array<number>(a - b).fill(0), ...m]);
+  }
+  state.cache.appendRows(other.cache);
+  state.attentionMask = [...state.attentionMask, ...other.attentionMask];
+  state.nextPositions = [...state.nextPositions, ...other.nextPositions];
+}
+
+/**
  * Yields the next token of every row at each step (rows that have stopped yield the pad id), like mlx-lm's
  * generate_step. Stops when every row has produced a stop id or after maxNewTokens.
  */

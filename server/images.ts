@@ -19,51 +19,58 @@ export interface ImageLimits {
 
 const DATA_URL = /^data:image\/(png|jpe?g);base64,/i;
 
-function tooBig(n: number, limits: ImageLimits, where: string): ApiError {
-  return new ApiError(413, `${where}: image of ${n} bytes is over the limit of ${limits.maxImageBytes}`, where, 'image_too_large');
+/** 413 for a download, data URL or file of `n` bytes over `max`; `what`: image or video */
+export function tooBig(n: number, max: number, where: string, what = 'image'): ApiError {
+  return new ApiError(413, `${where}: ${what} of ${n} bytes is over the limit of ${max}`, where, `${what}_too_large`);
 }
 
 /** Reads a response body up to the byte limit, cancelling the download past it. */
-async function readLimited(res: Response, limits: ImageLimits, where: string): Promise<Uint8Array> {
+async function readLimited(res: Response, max: number, where: string, what: string): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > limits.maxImageBytes) throw tooBig(declared, limits, where);
+  if (declared > max) throw tooBig(declared, max, where, what);
   const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     n += chunk.length;
-    if (n > limits.maxImageBytes) throw tooBig(n, limits, where);
+    if (n > max) throw tooBig(n, max, where, what);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
 }
 
-async function fetchImage(url: string, limits: ImageLimits, where: string): Promise<Uint8Array> {
+/** GETs an http(s) URL with the time limit and a byte limit of `max`. */
+export async function fetchLimited(url: string, max: number, limits: ImageLimits, where: string, what = 'image'): Promise<Uint8Array> {
   const signal = AbortSignal.timeout(limits.fetchTimeoutMs);
   try {
     const res = await fetch(url, { signal, redirect: 'follow' });
-    if (!res.ok) throw new ApiError(400, `${where}: fetching ${url} gave HTTP ${res.status}`, where, 'image_fetch_failed');
-    return await readLimited(res, limits, where);
+    if (!res.ok) throw new ApiError(400, `${where}: fetching ${url} gave HTTP ${res.status}`, where, `${what}_fetch_failed`);
+    return await readLimited(res, max, where, what);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     const why = signal.aborted ? `no answer within ${limits.fetchTimeoutMs} ms` : (e as Error).message;
-    throw new ApiError(400, `${where}: cannot fetch ${url} (${why})`, where, 'image_fetch_failed');
+    throw new ApiError(400, `${where}: cannot fetch ${url} (${why})`, where, `${what}_fetch_failed`);
   }
 }
 
 /** A local path (or file:// URL) inside the allowed folder, with links resolved before the check. */
-function readAllowedFile(ref: string, limits: ImageLimits, where: string): Uint8Array {
-  if (!limits.allowFiles) throw new ApiError(400, `${where}: local image files are not allowed (start the server with --allow-files DIR)`, where);
+export function allowedPath(ref: string, limits: ImageLimits, where: string, what = 'image'): string {
+  if (!limits.allowFiles) throw new ApiError(400, `${where}: local ${what} files are not allowed (start the server with --allow-files DIR)`, where);
   const file = ref.startsWith('file://') ? decodeURIComponent(new URL(ref).pathname) : ref;
   const root = fs.realpathSync(limits.allowFiles);
   let real: string;
   try {
     real = fs.realpathSync(path.resolve(root, file));
   } catch {
-    throw new ApiError(400, `${where}: no image file ${file} under the allowed folder`, where);
+    throw new ApiError(400, `${where}: no ${what} file ${file} under the allowed folder`, where);
   }
   if (real !== root && !real.startsWith(root + path.sep)) throw new ApiError(400, `${where}: ${file} is outside the allowed folder`, where);
+  return real;
+}
+
+function readAllowedFile(ref: string, limits: ImageLimits, where: string): Uint8Array {
+  const real = allowedPath(ref, limits, where);
   const size = fs.statSync(real).size;
-  if (size > limits.maxImageBytes) throw tooBig(size, limits, where);
+  if (size > limits.maxImageBytes) throw tooBig(size, limits.maxImageBytes, where);
   return fs.readFileSync(real);
 }
 
@@ -71,11 +78,11 @@ async function imageBytes(url: string, limits: ImageLimits, where: string): Prom
   const data = DATA_URL.exec(url);
   if (data) {
     const b64 = url.slice(data[0].length);
-    if (b64.length * 0.75 > limits.maxImageBytes + 3) throw tooBig(Math.floor(b64.length * 0.75), limits, where);
+    if (b64.length * 0.75 > limits.maxImageBytes + 3) throw tooBig(Math.floor(b64.length * 0.75), limits.maxImageBytes, where);
     return Buffer.from(b64, 'base64');
   }
   if (url.startsWith('data:')) throw new ApiError(400, `${where}: data URLs must be data:image/png or data:image/jpeg with base64`, where);
-  if (/^https?:\/\//i.test(url)) return fetchImage(url, limits, where);
+  if (/^https?:\/\//i.test(url)) return fetchLimited(url, limits.maxImageBytes, limits, where);
   return readAllowedFile(url, limits, where);
 }
 

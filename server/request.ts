@@ -14,7 +14,7 @@ export interface SamplingRequest {
 
 export interface ChatRequest extends SamplingRequest {
   model: string;
-  /** OpenAI messages; image parts still carry their url (resolved by images.ts) */
+  /** OpenAI messages; image and video parts still carry their url (resolved by images.ts, videos.ts) */
   messages: ChatMessage[];
   tools: unknown[] | null;
   /** 'none': tools are shown to the model but its tool-call markup is returned as text */
@@ -100,7 +100,12 @@ function contentPart(p: unknown, where: string): ContentPart {
     if (typeof url !== 'string' || !url) throw new ApiError(400, `${where}.image_url.url must be a string`, `${where}.image_url`);
     return { type: 'image', url };
   }
-  throw new ApiError(400, `${where}: content type ${JSON.stringify(p.type)} is not supported (text, image_url)`, where);
+  if (p.type === 'video_url') {
+    const url = isObject(p.video_url) ? p.video_url.url : p.video_url;
+    if (typeof url !== 'string' || !url) throw new ApiError(400, `${where}.video_url.url must be a string`, `${where}.video_url`);
+    return { type: 'video', url };
+  }
+  throw new ApiError(400, `${where}: content type ${JSON.stringify(p.type)} is not supported (text, image_url, video_url)`, where);
 }
 
 function message(m: unknown, i: number): ChatMessage {
@@ -117,7 +122,7 @@ function message(m: unknown, i: number): ChatMessage {
   else if (c !== undefined && c !== null) throw new ApiError(400, `${where}.content must be a string or a list of parts`, `${where}.content`);
   else if (role !== 'assistant') throw new ApiError(400, `${where}.content is required`, `${where}.content`);
   if (role !== 'user' && Array.isArray(out.content) && out.content.some((p) => p.type !== 'text')) {
-    throw new ApiError(400, `${where}: only user messages may carry images`, `${where}.content`);
+    throw new ApiError(400, `${where}: only user messages may carry images and videos`, `${where}.content`);
   }
   if (role === 'assistant' && Array.isArray(m.tool_calls)) out.tool_calls = m.tool_calls.map((tc, j) => toolCallForTemplate(tc, `${where}.tool_calls[${j}]`));
   if (role === 'assistant' && typeof m.reasoning_content === 'string') out.reasoning_content = m.reasoning_content;

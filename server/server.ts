@@ -13,25 +13,26 @@ import { loadModel } from '../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
 import { ProcessorError } from '../processors/errors';
 import { Glm46VImageProcessor } from '../processors/image_processor';
+import { Glm4vVideoProcessor, loadVideoProcessor } from '../processors/video_processor';
 import type { RgbImage } from '../processors/image_io';
+import type { VideoProcessorOutput } from '../processors/video_processor';
 import { Glm4vProcessor, ProcessorOutput, loadProcessor } from '../processors/processor';
 import { readModelJson } from '../processors/tokenizer';
 import { ToolCallParser } from '../processors/tool_parser';
 import { Completion, CompletionSink, Usage } from './completion';
 import { ApiError, asApiError } from './errors';
-import { ImageLimits, loadMessageImages } from './images';
+import { loadMessageImages } from './images';
 import { ChatRequest, parseChatRequest } from './request';
 import { FinishReason, Job, Scheduler } from './scheduler';
+import { VideoLimits, loadMessageVideos } from './videos';
 
-export interface ServeOptions extends Partial<ImageLimits> {
+export interface ServeOptions extends Partial<VideoLimits> {
   /** Hugging Face model folder */
   modelDir: string;
   /** the id clients name in `model` (default: the folder's name) */
   modelName?: string;
-  /** most requests in one batch (default 32) */
+  /** most requests generating together in the running batch; later ones wait in arrival order (default 32) */
   maxBatch?: number;
-  /** most batches generating at once, their steps interleaved (default 4) */
-  maxRunning?: number;
   /** largest request body in bytes (default 20 MiB) */
   maxBodyBytes?: number;
   /** max_tokens when a request gives none (default 512, and never past the context) */
@@ -86,13 +87,14 @@ export class GlmServer {
   readonly modelName: string;
   private readonly contextLength: number;
   private readonly log: (line: string) => void;
-  private readonly limits: ImageLimits;
+  private readonly limits: VideoLimits;
   private readonly generation: GenerateOptions;
 
   constructor(
     readonly model: Glm4vForConditionalGeneration,
     readonly processor: Glm4vProcessor,
     private readonly opts: ServeOptions,
+    private readonly videoProcessor: Glm4vVideoProcessor | null = null,
   ) {
     this.modelName = opts.modelName ?? path.basename(path.resolve(opts.modelDir));
     this.contextLength = model.config.text_config.max_position_embeddings;
@@ -102,7 +104,10 @@ export class GlmServer {
       maxImagePixels: opts.maxImagePixels ?? 4096 * 4096,
       maxImagesPerRequest: opts.maxImagesPerRequest ?? 8,
       fetchTimeoutMs: opts.fetchTimeoutMs ?? 10_000,
+      maxVideoBytes: opts.maxVideoBytes ?? 20 * 2 ** 20,
+      maxVideosPerRequest: opts.maxVideosPerRequest ?? 1,
       ...(opts.allowFiles ? { allowFiles: opts.allowFiles } : {}),
+      ...(opts.ffmpegPath !== undefined ? { ffmpegPath: opts.ffmpegPath } : {}),
     };
     const gen = this.generation = readGenerationConfig(opts.modelDir);
     const hidden = hiddenIds(opts.modelDir);
@@ -111,7 +116,7 @@ export class GlmServer {
       decode: (ids) => processor.decode(ids.filter((i) => !hidden.has(i))),
       eosTokenIds: gen.eosTokenId ?? model.config.eos_token_id,
       padTokenId: gen.padTokenId ?? processor.tokenizer.padTokenId ?? 0,
-    }, opts.maxBatch ?? 32, opts.maxRunning ?? 4);
+    }, opts.maxBatch ?? 32);
     this.http = http.createServer((req, res) => void this.handle(req, res));
   }
 
@@ -189,7 +194,8 @@ export class GlmServer {
     const r = parseChatRequest(body);
     if (r.model !== this.modelName) throw new ApiError(404, `the model ${JSON.stringify(r.model)} does not exist; this server has ${JSON.stringify(this.modelName)}`, 'model', 'model_not_found');
     const images = await loadMessageImages(r.messages, this.limits);
-    const { prompt, enc } = this.encode(r, images);
+    const videos = await loadMessageVideos(r.messages, this.videoProcessor, this.limits);
+    const { prompt, enc } = this.encode(r, images, videos);
     const promptTokens = enc.inputIds[0]!.length;
     const room = this.contextLength - promptTokens;
     if (room < 1 || (r.maxTokens !== undefined && r.maxTokens > room)) {
@@ -212,14 +218,14 @@ export class GlmServer {
     });
   }
 
-  private encode(r: ChatRequest, images: RgbImage[]): { prompt: string; enc: ProcessorOutput } {
+  private encode(r: ChatRequest, images: RgbImage[], videos: VideoProcessorOutput | null): { prompt: string; enc: ProcessorOutput } {
     try {
       const prompt = this.processor.applyChatTemplate(r.messages.map(withoutUrls), {
         addGenerationPrompt: true,
         ...(r.tools ? { tools: r.tools } : {}),
         extra: r.templateKwargs,
       });
-      return { prompt, enc: this.processor.call({ text: [prompt], ...(images.length ? { images } : {}) }) };
+      return { prompt, enc: this.processor.call({ text: [prompt], ...(images.length ? { images } : {}), ...(videos ? { videos } : {}) }) };
     } catch (e) {
       if (e instanceof ProcessorError) throw new ApiError(400, e.message, 'messages');
       throw e;
@@ -246,7 +252,8 @@ export class GlmServer {
       onError: (e) => c.error(e),
     };
     if (scripted !== undefined) job.scripted = this.processor.tokenizer.encode(scripted, { addSpecialTokens: false });
-    if (enc.pixelValues) Object.assign(job, { pixelValues: enc.pixelValues, pixelValuesShape: enc.pixelValuesShape, imageGridThw: enc.imageGridThw });
+    if (enc.pixelValues) job.images = { data: enc.pixelValues, shape: enc.pixelValuesShape!, gridThw: enc.imageGridThw! };
+    if (enc.pixelValuesVideos) job.videos = { data: enc.pixelValuesVideos, shape: enc.pixelValuesVideosShape!, gridThw: enc.videoGridThw! };
     return job;
   }
 
@@ -272,14 +279,23 @@ export class GlmServer {
   }
 }
 
-/** Image parts reach the template as bare {type: 'image'}: the pixels travel separately, in order. */
+/** Image and video parts reach the template as bare {type: 'image'} / {type: 'video'}: the pixels travel separately. */
 function withoutUrls(m: ChatRequest['messages'][number]): ChatRequest['messages'][number] {
   if (!Array.isArray(m.content)) return m;
-  return { ...m, content: m.content.map((p) => (p.type === 'image' ? { type: 'image' } : p)) };
+  return { ...m, content: m.content.map((p) => (p.type === 'image' || p.type === 'video' ? { type: p.type } : p)) };
+}
+
+/** The folder's video processor, or null when it has none (its requests with videos are refused). */
+function videoProcessorOf(dir: string): Glm4vVideoProcessor | null {
+  try {
+    return loadVideoProcessor(dir);
+  } catch {
+    return null;
+  }
 }
 
 /** Loads the model and processor of `opts.modelDir` (the backend must be initialised) and builds the server. */
 export function createServer(opts: ServeOptions): GlmServer {
   const processor = loadProcessor(opts.modelDir, Glm46VImageProcessor.fromPretrained(opts.modelDir));
-  return new GlmServer(loadModel(opts.modelDir), processor, opts);
+  return new GlmServer(loadModel(opts.modelDir), processor, opts, videoProcessorOf(opts.modelDir));
 }

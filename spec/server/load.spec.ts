@@ -38,7 +38,8 @@ describe('glm46v serve under load', () => {
     await s.server.scheduler.idle();
     const tensors = tf.memory().numTensors;
     const rss = process.memoryUsage().rss;
-    const batchesBefore = s.server.scheduler.batchSizes.length;
+    const admittedBefore = s.server.scheduler.admissions.length;
+    s.server.scheduler.peakRows = 0;
 
     const t0 = performance.now();
     const results = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i)));
@@ -52,8 +53,8 @@ describe('glm46v serve under load', () => {
 
     const ms = results.map((r) => r.ms);
     const tokens = results.reduce((n, r) => n + r.tokens, 0);
-    const batches = s.server.scheduler.batchSizes.slice(batchesBefore);
-    console.log(`      load (${tf.getBackend()}): ${CLIENTS} clients, batches [${batches.join(', ')}], p50 ${percentile(ms, 50).toFixed(0)} ms, `
+    const admissions = s.server.scheduler.admissions.slice(admittedBefore);
+    console.log(`      load (${tf.getBackend()}): ${CLIENTS} clients, ${admissions.length} prefills [${admissions.join(', ')}], at most ${s.server.scheduler.peakRows} rows at once, p50 ${percentile(ms, 50).toFixed(0)} ms, `
       + `p95 ${percentile(ms, 95).toFixed(0)} ms, first token p50 ${percentile(results.map((r) => r.firstMs), 50).toFixed(0)} ms, `
       + `${tokens} tokens in ${wall.toFixed(0)} ms = ${(tokens / (wall / 1000)).toFixed(1)} tok/s, `
       + `tensors ${tensors} -> ${tf.memory().numTensors}, RSS ${(rss / 2 ** 20).toFixed(0)} -> ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
