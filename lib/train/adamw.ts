@@ -2,6 +2,7 @@
 // p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 // tf.train has no AdamW (tfjs_notes.md section 6), so this owns its state: per parameter a step count and the two moments.
 import * as tf from '@tensorflow/tfjs';
+import type { Module } from '../module';
 import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../safetensors';
 import { readFloat32 } from '../save';
 
@@ -17,6 +18,31 @@ export interface AdamWOptions {
   lr: number;
   betas?: [number, number];
   eps?: number;
+  /**
+   * Sets of keys that torch holds as one parameter (fusedParameterSets): when one of a set has a gradient, the others
+   * step with a zero gradient (decay, moments, step count), as torch steps a fused tensor whose unused slices get 0.
+   */
+  fused?: string[][];
+}
+
+/** A module whose parameters are slices of fewer torch parameters (glm4v_moe's experts): each set is one of those. */
+export interface HoldsFusedParameters {
+  fusedParameters(prefix: string): string[][];
+}
+
+const holdsFused = (m: unknown): m is HoldsFusedParameters => typeof (m as Partial<HoldsFusedParameters>).fusedParameters === 'function';
+
+/** The fused sets of `model`'s modules, restricted to the `trainable` keys (LoRA leaves a frozen base out). */
+export function fusedParameterSets(model: Module, trainable: Map<string, tf.Variable>): string[][] {
+  const sets: string[][] = [];
+  for (const [prefix, m] of model.namedModules()) {
+    if (!holdsFused(m)) continue;
+    for (const set of m.fusedParameters(prefix)) {
+      const keys = set.filter((k) => trainable.has(k));
+      if (keys.length > 1) sets.push(keys);
+    }
+  }
+  return sets;
 }
 
 interface Moments {
@@ -50,6 +76,7 @@ export class AdamW {
   private readonly decayOf = new Map<string, number>();
   private readonly lrScaleOf = new Map<string, number>();
   private readonly state = new Map<string, Moments>();
+  private readonly fused: string[][];
 
   constructor(
     private readonly params: Map<string, tf.Variable>,
@@ -59,6 +86,8 @@ export class AdamW {
     this.lr = opts.lr;
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
+    this.fused = opts.fused ?? [];
+    for (const k of this.fused.flat()) if (!params.has(k)) throw new Error(`AdamW: fused set names '${k}', which is not a trainable parameter`);
     for (const g of groups) {
       for (const k of g.keys) {
         if (!params.has(k)) throw new Error(`AdamW: parameter group names '${k}', which is not a trainable parameter`);
@@ -80,7 +109,8 @@ export class AdamW {
 
   /**
    * One update with `grads` keyed by checkpoint key. A parameter without a gradient is skipped entirely (no decay,
-   * no moment update), as torch skips a parameter whose .grad is None. No host sync: every scalar is uploaded.
+   * no moment update), as torch skips a parameter whose .grad is None, unless another of its fused set has one (then
+   * its gradient is zero, as in torch's fused tensor). No host sync: every scalar is uploaded.
    */
   step(grads: Map<string, tf.Tensor>): void {
     const [b1, b2] = this.betas;
@@ -91,10 +121,17 @@ export class AdamW {
       if (!t) scalars.set(v, (t = tf.keep(tf.scalar(v))));
       return t;
     };
+    const zeros: tf.Tensor[] = [];
+    let all = grads;
+    for (const set of this.fused) {
+      if (!set.some((k) => grads.has(k))) continue;
+      if (all === grads) all = new Map(grads);
+      for (const k of set) if (!all.has(k)) all.set(k, zeros[zeros.push(tf.zerosLike(this.params.get(k)!)) - 1]!);
+    }
     try {
-      this.update(grads, b1, b2, c);
+      this.update(all, b1, b2, c);
     } finally {
-      tf.dispose([...scalars.values()]);
+      tf.dispose([...scalars.values(), ...zeros]);
     }
   }
 

@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import { saveCheckpoint } from '../save';
-import { AdamW, paramGroups, scaleGroups } from './adamw';
+import { AdamW, fusedParameterSets, paramGroups, scaleGroups } from './adamw';
 import { ChatDataset, Example, LoadedData } from './data';
 import { applyLora, loraParameters, setLoraTraining } from './lora';
 import { writeLossPlot } from './plot';
@@ -160,7 +160,8 @@ export async function train(model: Glm4vForConditionalGeneration, ds: ChatDatase
   const visionLrScale = o.visionLrScale ?? 1;
   let groups = paramGroups(trainable, o.weightDecay ?? 0);
   if (visionLrScale !== 1) groups = scaleGroups(groups, (k) => k.startsWith('model.visual.'), visionLrScale);
-  const optimizer = new AdamW(trainable, groups, { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
+  // fused: glm4v_moe's experts are one torch tensor per layer, so an expert no token chose still decays (adamw.ts)
+  const optimizer = new AdamW(trainable, groups, { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, fused: fusedParameterSets(model, trainable) });
   const fingerprint = {
     examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
     warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
