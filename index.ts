@@ -10,7 +10,7 @@ export { CheckpointReader, loadWeights, WeightLoadError } from './lib/checkpoint
 export { Module, ModuleList, Parameter } from './lib/module';
 export { ConfigError } from './lib/config';
 export { TextCache, KVCache } from './lib/kv_cache';
-export { generate, generateTokens, prefill, decodeOne } from './lib/generate';
+export { generate, generateTokens, prefill, decodeOne, keepRows, appendRows } from './lib/generate';
 export type { GenerateOptions, DecodeState } from './lib/generate';
 export { makeSampler, applyTopK, applyTopP, applyRepetitionPenalty } from './lib/sampling';
 export { readGenerationConfig } from './lib/generation_config';
@@ -38,6 +38,10 @@ export { splitThinking, parseBoxes } from './processors/answer';
 export { ProcessorError } from './processors/errors';
 
 export { streamGenerate, TextStreamer } from './lib/streaming';
+export { createServer, GlmServer } from './server/server';
+export type { ServeOptions } from './server/server';
+export type { ImageLimits } from './server/images';
+export type { VideoLimits } from './server/videos';
 export { AdamW, paramGroups } from './lib/train/adamw';
 export { clipGradNorm } from './lib/train/clip';
 export { cosineWithWarmup, constantWithWarmup } from './lib/train/schedule';

@@ -3,7 +3,7 @@
 // Not a *.spec.ts: the install takes ~20 s, so scripts/package/test_package.sh runs this once in `npm test`, not once
 // per backend. GLM46V_KEEP_PACKAGE_DIR=1 keeps the temporary project for a look afterwards.
 import { expect } from 'chai';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -220,6 +220,37 @@ describe('the packed package, installed into a new project', function () {
     const r = glm46v(['parity', '--reference', path.join(ROOT, 'spec', 'fixtures', 'model', 'tiny_a_image.safetensors')]);
     expect(r.status, show(r)).to.equal(0);
     expect(lines(r.stdout).pop(), show(r)).to.match(/^parity: (\d+)\/\1 tensors within atol=/);
+  });
+
+  it("serves: `glm46v serve --port 0` answers the README's question over HTTP, then stops on SIGTERM", async () => {
+    const child = spawn(process.execPath, [installed('bin', 'glm46v.js'), 'serve', '--port', '0'], { cwd: project, env: userEnv() });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 60000);
+    let stderr = '';
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stderr.on('data', (c: Buffer) => {
+          stderr += c.toString();
+          const m = /at (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(stderr);
+          if (m) resolve(m[1]!);
+        });
+        child.on('exit', (code) => reject(new Error(`glm46v serve exited (${code}) before listening: ${stderr}`)));
+      });
+      const image = fs.readFileSync(installed('assets', 'examples', 'count.png')).toString('base64');
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'glm46v', messages: [{ role: 'user', content: [
+          { type: 'image_url', image_url: { url: `data:image/png;base64,${image}` } }, { type: 'text', text: 'How many shapes are there?' }] }] }),
+      });
+      const body = (await res.json()) as { choices: { message: { content: string } }[] };
+      expect(res.status, stderr).to.equal(200);
+      expect(body.choices[0]!.message.content, stderr).to.equal('2');
+      const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      expect(await exited, stderr).to.equal(0);
+    } finally {
+      clearTimeout(killer);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('inspects the built-in model it ships', () => {
