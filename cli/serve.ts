@@ -16,7 +16,7 @@ export const command = {
       port: { type: 'number', integer: true, min: 0, max: 65535, help: 'port (default 8000; 0 picks a free one)' },
       'allow-files': { type: 'string', help: 'image_url may name local files, only under this folder' },
       'served-model-name': { type: 'string', help: "the id clients pass as `model` (default: the folder's name; glm46v for the built-in model)" },
-      'max-batch': { type: 'number', integer: true, min: 1, max: 256, help: 'most requests generated together (default 32)' },
+      'max-batch': { type: 'number', integer: true, min: 1, max: 256, help: 'most requests in the running batch; later ones wait in arrival order (default 32)' },
     }, USAGE);
     if (!a) return;
     const dir = (a.model as string | undefined) ?? BUILTIN_MODEL;
