@@ -29,13 +29,37 @@ export interface SaveOptions {
   files?: string[];
 }
 
+/**
+ * One tensor of the checkpoint being written: its key, shape and a reader of its float32 values. `keepFloat32`: written
+ * F32 even in a BF16 save (transformers' _keep_in_fp32_modules_strict keeps such tensors float32 in memory and on disk).
+ */
+export interface SaveTensor {
+  key: string;
+  shape: number[];
+  read: () => Promise<Float32Array>;
+  keepFloat32?: boolean;
+}
+
+/**
+ * A module whose checkpoint tensors are not its parameters one for one (the inverse of a load-time key rule: fused
+ * tensors, float32-only tensors). Saving hands it the tensors under its prefix, in order, and writes what it returns
+ * in their place. Found by duck typing on every module of the tree, so lib/ stays free of model semantics.
+ */
+export interface SavesOwnTensors {
+  checkpointTensors(prefix: string, tensors: SaveTensor[]): SaveTensor[];
+}
+
+const savesOwnTensors = (m: unknown): m is SavesOwnTensors => typeof (m as Partial<SavesOwnTensors>).checkpointTensors === 'function';
+
 interface Entry {
   key: string;
   shape: number[];
+  dtype: 'F32' | 'BF16';
   produce: () => Promise<WriteTensor>;
 }
 
 const BYTES = { F32: 4, BF16: 2 } as const;
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 // After a read these backends keep a host copy of the values on the tensor for as long as it lives.
 const CACHES_READS = new Set(['webgpu', 'webgl']);
@@ -61,30 +85,42 @@ export async function readFloat32(t: tf.Tensor): Promise<Float32Array> {
 }
 
 /**
- * One producer per checkpoint tensor: adapters dropped, adapted weights merged (W + scale B A). A tied parameter is
- * written once, under its first name (embed_tokens, not lm_head), as transformers' save_pretrained.
+ * The checkpoint's tensors: adapters dropped, adapted weights merged (W + scale B A), then each module that saves its
+ * own tensors (SavesOwnTensors) rewrites those under its prefix. A tied parameter is written once, under its first
+ * name (embed_tokens, not lm_head), as transformers' save_pretrained.
  */
-function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 'BF16'): Entry[] {
+export function checkpointTensors(model: Glm4vForConditionalGeneration): SaveTensor[] {
   const merged = new Map([...loraLayers(model)].map(([p, lora]) => [`${p}.weight`, lora]));
-  const entries: Entry[] = [];
+  let tensors: SaveTensor[] = [];
   for (const [key, p] of model.namedParams()) {
     if (/\.lora_[AB]\.weight$/.test(key)) continue;
     const lora = merged.get(key);
-    entries.push({
-      key,
-      shape: p.shape,
-      produce: async () => ({ dtype, shape: p.shape, data: await (lora ? readAndDispose(lora.mergedWeight()) : readFloat32(p.value)) }),
-    });
+    tensors.push({ key, shape: p.shape, read: () => (lora ? readAndDispose(lora.mergedWeight()) : readFloat32(p.value)) });
   }
-  return entries;
+  for (const [prefix, m] of model.namedModules()) {
+    if (!savesOwnTensors(m)) continue;
+    const under = (t: SaveTensor) => prefix === '' || t.key.startsWith(`${prefix}.`);
+    const at = tensors.findIndex(under);
+    if (at < 0) continue;
+    const rest = tensors.filter((t) => !under(t));
+    tensors = [...rest.slice(0, at), ...m.checkpointTensors(prefix, tensors.filter(under)), ...rest.slice(at)];
+  }
+  return tensors;
+}
+
+function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 'BF16'): Entry[] {
+  return checkpointTensors(model).map((t) => {
+    const d = t.keepFloat32 ? 'F32' : dtype;
+    return { key: t.key, shape: t.shape, dtype: d, produce: async () => ({ dtype: d, shape: t.shape, data: await t.read() }) };
+  });
 }
 
 /** Greedy shards in key order, each under `shardBytes` (a tensor larger than that gets a shard of its own). */
-function shard(entries: Entry[], dtype: 'F32' | 'BF16', shardBytes: number): Entry[][] {
+function shard(entries: Entry[], shardBytes: number): Entry[][] {
   const shards: Entry[][] = [[]];
   let bytes = 0;
   for (const e of entries) {
-    const n = e.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+    const n = numel(e.shape) * BYTES[e.dtype];
     if (bytes > 0 && bytes + n > shardBytes) {
       shards.push([]);
       bytes = 0;
@@ -95,19 +131,39 @@ function shard(entries: Entry[], dtype: 'F32' | 'BF16', shardBytes: number): Ent
   return shards;
 }
 
+// A float literal with an integral value (`1.0`) survives a JSON round trip in JS only as a marked string: transformers'
+// strict config fields refuse the int `1` where they declare float (Glm4vMoeTextConfig.routed_scaling_factor).
+const FLOAT_MARK = '\u0000float:';
+const LITERALS = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/** JSON.parse, with every integral float literal (`1.0`, `1e3`) kept as its text behind FLOAT_MARK. */
+function parseKeepingFloats(text: string): unknown {
+  return JSON.parse(text.replace(LITERALS, (t) => (t[0] !== '"' && /[.eE]/.test(t) && Number.isInteger(Number(t)) ? JSON.stringify(FLOAT_MARK + t) : t)));
+}
+
+/** JSON.stringify (2-space indent) writing the marked literals back as they were read. */
+function stringifyKeepingFloats(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/"\\u0000float:([^"]*)"/g, '$1'); // JSON.stringify escapes the NUL as \u0000
+}
+
 /**
  * config.json with `dtype` (and the older `torch_dtype`, when present) saying what the weights are stored in, and
- * `tie_word_embeddings` true when the model is tied.
+ * `tie_word_embeddings` true when the model is tied. Copied from `copyFrom` with its float literals intact.
  */
 function configJson(model: Glm4vForConditionalGeneration, copyFrom: string | undefined, dtype: 'F32' | 'BF16'): string {
-  const src = copyFrom && fs.existsSync(path.join(copyFrom, 'config.json')) ? readJson(path.join(copyFrom, 'config.json')) : model.config.raw;
+  const file = copyFrom && path.join(copyFrom, 'config.json');
+  let src: unknown = model.config.raw;
+  if (file && fs.existsSync(file)) {
+    readJson(file); // its one-line errors for a bad file
+    src = parseKeepingFloats(fs.readFileSync(file, 'utf8'));
+  }
   if (!isObject(src)) throw new Error('config.json: expected a JSON object');
   const name = dtype === 'BF16' ? 'bfloat16' : 'float32';
   const out: Record<string, unknown> = { ...src, dtype: name };
   // the file has no lm_head.weight: the config must say where it comes from, at the top level as transformers writes it
   if (model.tiedParams().size) out.tie_word_embeddings = true;
   if ('torch_dtype' in out) out.torch_dtype = name;
-  return JSON.stringify(out, null, 2) + '\n';
+  return stringifyKeepingFloats(out) + '\n';
 }
 
 /** Writes the files of the checkpoint into `dir`, which must exist and be empty. */
@@ -120,9 +176,9 @@ async function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: s
       path.join(dir, file),
       es.map((e) => [e.key, e.produce] as [string, () => Promise<WriteTensor>]),
       metadata,
-      new Map(es.map((e) => [e.key, { dtype, shape: e.shape }])),
+      new Map(es.map((e) => [e.key, { dtype: e.dtype, shape: e.shape }])),
     );
-  const shards = opts.shardBytes ? shard(entries, dtype, opts.shardBytes) : [entries];
+  const shards = opts.shardBytes ? shard(entries, opts.shardBytes) : [entries];
   if (shards.length === 1) await write('model.safetensors', entries);
   else {
     const weightMap: Record<string, string> = {};
@@ -132,7 +188,7 @@ async function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: s
       await write(file, es);
       for (const e of es) {
         weightMap[e.key] = file;
-        total += e.shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+        total += numel(e.shape) * BYTES[e.dtype];
       }
     }
     const sorted = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]!]));

@@ -21,6 +21,11 @@ export interface Glm4vMoeTextConfig extends Glm4vTextConfig {
   first_k_dense_replace: number;
   norm_topk_prob: boolean;
   router_aux_loss_coef: number;
+  /**
+   * The expert layout transformers 5.24's save_pretrained writes (derived, not a config.json key): `per_expert` for
+   * glm4v_moe (its conversion mapping splits the fused experts on save), `fused` for glm46v (no mapping applies).
+   */
+  expertLayout: 'per_expert' | 'fused';
 }
 
 export interface Glm4vMoeConfig extends Omit<Glm4vConfig, 'model_type' | 'text_config'> {
@@ -82,7 +87,8 @@ export function parseGlm4vMoeTextConfig(j: Json, top: Json = {}, at = 'text_conf
   if (rotaryDim % 2 || sum !== rotaryDim / 2) {
     throw new ConfigError(`${at}rope_parameters.mrope_section: ${JSON.stringify(c.rope_parameters.mrope_section)} sums to ${sum} but rotary dim/2 is ${rotaryDim / 2} (head_dim ${headDim} x partial_rotary_factor ${c.rope_parameters.partial_rotary_factor})`);
   }
-  return { ...c, headDim, rotaryDim, numKvGroups: heads / c.num_key_value_heads };
+  const expertLayout = top.model_type === 'glm46v' ? 'fused' : 'per_expert';
+  return { ...c, headDim, rotaryDim, numKvGroups: heads / c.num_key_value_heads, expertLayout };
 }
 
 /** Class defaults of Glm4vMoeConfig and Glm46VConfig; the checkpoint's config.json always wins. */

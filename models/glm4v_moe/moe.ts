@@ -1,9 +1,12 @@
 // Port of transformers/models/glm4v_moe/modeling_glm4v_moe.py: Glm4vMoeTextTopkRouter, Glm4vMoeTextExperts,
 // Glm4vMoeTextMoE and Glm4vMoeTextMLP (in that file's order). The experts are kept as one MLP per expert, the layout of
 // the published checkpoints (`mlp.experts.{e}.{gate,up,down}_proj.weight`); weights.ts also reads transformers' fused
-// one. Tokens go only to the experts they chose: each expert gathers its rows, runs, and scatter-adds them back.
+// one, and Glm4vMoeTextExperts writes it where transformers does (glm46v). Tokens go only to the experts they chose:
+// each expert gathers its rows, runs, and scatter-adds them back.
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, Parameter } from '../../lib/module';
+import type { SaveTensor, SavesOwnTensors } from '../../lib/save';
+import type { HoldsFusedParameters } from '../../lib/train/adamw';
 import { Linear } from '../../layers/linear';
 import { siluMul } from '../../layers/ops/activations';
 import type { Glm4vMoeTextConfig } from './config';
@@ -39,7 +42,7 @@ export function selectExperts(scoresForChoice: Float32Array, o: RouteOptions): I
 }
 
 /** Sigmoid router with group-limited top-k (DeepSeek-V3 style), in float32. */
-export class Glm4vMoeTextTopkRouter extends Module {
+export class Glm4vMoeTextTopkRouter extends Module implements SavesOwnTensors {
   readonly weight: Parameter;
   /** a buffer in transformers: loaded and saved with the checkpoint, never trained (see markBuffersFrozen) */
   readonly eScoreCorrectionBias: Parameter;
@@ -74,12 +77,54 @@ export class Glm4vMoeTextTopkRouter extends Module {
     scores.dispose();
     return [routerLogits, topkWeights, topkIndices];
   }
+
+  /** Both tensors stay F32 in a BF16 save: Glm4vMoePreTrainedModel._keep_in_fp32_modules_strict (gate.weight, the bias). */
+  checkpointTensors(_prefix: string, tensors: SaveTensor[]): SaveTensor[] {
+    return tensors.map((t) => ({ ...t, keepFloat32: true }));
+  }
 }
 
-/** The routed experts, one Glm4vMoeTextMLP of width moe_intermediate_size each (`experts.{e}`). */
-export class Glm4vMoeTextExperts extends ModuleList<Glm4vMoeTextMLP> {
-  constructor(cfg: Glm4vMoeTextConfig) {
+/**
+ * The routed experts, one Glm4vMoeTextMLP of width moe_intermediate_size each (`experts.{e}`). transformers holds them
+ * as two fused parameters (gate_up_proj [E, 2I, H], down_proj [E, H, I]) whatever the checkpoint layout: saving
+ * writes that layout where transformers does (cfg.expertLayout), and AdamW steps each fused set as one tensor.
+ */
+export class Glm4vMoeTextExperts extends ModuleList<Glm4vMoeTextMLP> implements SavesOwnTensors, HoldsFusedParameters {
+  constructor(private readonly cfg: Glm4vMoeTextConfig) {
     super(Array.from({ length: cfg.n_routed_experts }, () => new Glm4vMoeTextMLP(cfg, cfg.moe_intermediate_size)));
+  }
+
+  /** Per-expert keys as given, or (expertLayout fused) `gate_up_proj` (rows :I gate, I: up per expert) and `down_proj`. */
+  checkpointTensors(prefix: string, tensors: SaveTensor[]): SaveTensor[] {
+    if (this.cfg.expertLayout === 'per_expert') return tensors;
+    const byKey = new Map(tensors.map((t) => [t.key, t]));
+    if (byKey.size !== 3 * this.items.length) throw new Error(`${prefix}: expected ${3 * this.items.length} expert tensors to fuse, got ${byKey.size}`);
+    const E = this.items.length, I = this.cfg.moe_intermediate_size, H = this.cfg.hidden_size;
+    const fuse = (key: string, shape: number[], parts: (e: number) => string[]): SaveTensor => ({
+      key: `${prefix}.${key}`,
+      shape,
+      read: async () => {
+        const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+        let at = 0;
+        for (let e = 0; e < E; e++) {
+          for (const k of parts(e)) {
+            const t = byKey.get(`${prefix}.${e}.${k}.weight`);
+            if (!t) throw new Error(`${prefix}.${e}.${k}.weight: missing from the tensors to fuse`);
+            const v = await t.read();
+            out.set(v, at);
+            at += v.length;
+          }
+        }
+        return out;
+      },
+    });
+    return [fuse('gate_up_proj', [E, 2 * I, H], () => ['gate_proj', 'up_proj']), fuse('down_proj', [E, H, I], () => ['down_proj'])];
+  }
+
+  /** The two sets of keys that are one torch parameter each: every expert's gate and up, every expert's down. */
+  fusedParameters(prefix: string): string[][] {
+    const keys = (projs: string[]) => this.items.flatMap((_, e) => projs.map((p) => `${prefix}.${e}.${p}.weight`));
+    return [keys(['gate_proj', 'up_proj']), keys(['down_proj'])];
   }
 
   /** x [N, D], topkIndices [N * k], topkWeights [N, k] -> Σ_j weight_j · expert_j(x) per token, [N, D] */

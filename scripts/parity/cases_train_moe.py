@@ -1,5 +1,5 @@
 """MoE training reference: 5 steps of torch.optim.AdamW with clip_grad_norm_ and a cosine schedule on moe_a (the tiny
-glm4v_moe model of tiny_moe.py), as cases_train.py does for tiny_a. Writes spec/fixtures/moe/adamw_moe_a.safetensors:
+glm4v_moe model of tiny_moe.py), as cases_train.py does for tiny_a. Writes spec/fixtures/moe/train/adamw_moe_a.safetensors:
 
   in:input_ids, in:attention_mask, in:labels    one short text-only row (few tokens, so that some experts go unchosen)
   train:loss, train:grad_norm, train:lr   [5]  loss before each step, total grad norm before clipping, lr used
@@ -26,7 +26,7 @@ from common import FIXTURES, write_reference
 from tiny_models import ID
 from tiny_moe import model_dir
 
-OUT = FIXTURES / "moe" / "adamw_moe_a.safetensors"
+OUT = FIXTURES / "moe" / "train" / "adamw_moe_a.safetensors"
 CONFIG = dict(lr=5e-3, betas=[0.9, 0.95], eps=1e-6, weight_decay=0.1, max_grad_norm=1.0, warmup_steps=0,
               total_steps=8, steps=5)
 # "[gMASK]<sop>" then four plain tokens; labels on the last three

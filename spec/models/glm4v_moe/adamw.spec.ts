@@ -14,7 +14,7 @@ import { Glm4vMoeTextTopkRouter } from '../../../models/glm4v_moe/moe';
 import { expectClose, expectCloseAsync } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 
-const ref = loadReference(fixturePath('moe', 'adamw_moe_a.safetensors'));
+const ref = loadReference(fixturePath('moe', 'train', 'adamw_moe_a.safetensors'));
 const cfg = JSON.parse(ref.metadata.train_config!) as {
   lr: number; betas: [number, number]; eps: number; weight_decay: number; max_grad_norm: number;
   warmup_steps: number; total_steps: number; steps: number;
