@@ -50,16 +50,17 @@ export const command = {
     const images: RgbImage[] = imageFiles.map(loadImage);
     const processor = loadProcessor<RgbImage>(dir, Glm46VImageProcessor.fromPretrained(dir));
     const video = videoArg ? await prepareVideo(dir, videoArg) : undefined;
+    const content: ContentPart[] = [
+      ...images.map(() => ({ type: 'image' as const })),
+      ...(video ? [{ type: 'video' as const }] : []),
+      { type: 'text', text: prompt },
+    ];
+    const text = processor.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true, enableThinking: a['enable-thinking'] === true });
+    // the processor needs no backend: a bad image is refused before the backend line and the model load
+    const enc = processor.call({ text: [text], ...(images.length ? { images } : {}), ...(video ? { videos: video } : {}) });
     await initBackend(); // one stderr line: the backend, its TensorFlow version and device
     const model = loadModel(dir);
     try {
-      const content: ContentPart[] = [
-        ...images.map(() => ({ type: 'image' as const })),
-        ...(video ? [{ type: 'video' as const }] : []),
-        { type: 'text', text: prompt },
-      ];
-      const text = processor.applyChatTemplate([{ role: 'user', content }], { addGenerationPrompt: true, enableThinking: a['enable-thinking'] === true });
-      const enc = processor.call({ text: [text], ...(images.length ? { images } : {}), ...(video ? { videos: video } : {}) });
       const inputs: CausalLmInputs = { inputIds: enc.inputIds, attentionMask: enc.attentionMask };
       if (enc.pixelValues) {
         inputs.pixelValues = tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]);

@@ -2,6 +2,7 @@
 // Dawn runs over Vulkan: a real GPU driver when there is one, else Mesa's software renderer lavapipe (Mesa >= 25).
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
+import { withNativeStderrMuted } from './native/load';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
 /** What setupWebGpu found: the adapter's name for humans and whether it is a software renderer. */
@@ -222,10 +223,14 @@ export async function setupWebGpu(opts: { quiet?: boolean } = {}): Promise<boole
   let gpu: GPU | undefined;
   try {
     gpu = dawn.create([]);
-    const adapter = await pickAdapter(gpu);
-    if (!adapter) return fail(explainNoAdapter(), quiet);
+    const g = gpu;
+    // Dawn prints two "maxDynamic...BuffersPerPipelineLayout artificially reduced" warnings here; harmless, muted
+    const { adapter, device } = await withNativeStderrMuted(async () => {
+      const adapter = await pickAdapter(g);
+      return { adapter, device: adapter ? await requestDevice(adapter) : undefined };
+    });
+    if (!adapter || !device) return fail(explainNoAdapter(), quiet);
     const report = describe(adapter);
-    const device = await requestDevice(adapter);
     installNavigatorGpu(dawn, gpu);
     const info = adapterInfo(adapter) as unknown as GPUAdapterInfo;
     if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');

@@ -34,6 +34,27 @@ function muted<T>(quiet: QuietAddon | undefined, fn: () => T): T {
   }
 }
 
+/**
+ * Runs fn with file descriptor 2 on /dev/null where the quiet addon is built and GLM46V_VERBOSE is unset: for native
+ * libraries that print to stderr themselves (Dawn's limit warnings). JS's own stderr writes in the meantime are lost.
+ */
+export async function withNativeStderrMuted<T>(fn: () => Promise<T>): Promise<T> {
+  let quiet: QuietAddon | undefined;
+  if (!nativeVerbose()) {
+    try {
+      quiet = require(path.join(nativeDir(), 'quiet', 'build', 'Release', 'glm46v_quiet.node')) as QuietAddon;
+    } catch {
+      quiet = undefined; // no native build: the lines stay
+    }
+  }
+  quiet?.mute();
+  try {
+    return await fn();
+  } finally {
+    quiet?.unmute();
+  }
+}
+
 /** Loads the native build once and registers the 'tensorflow' backend; says why not when it cannot. */
 export function loadNativeBackend(): NativeLoad {
   if (loaded) return loaded;
