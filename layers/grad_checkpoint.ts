@@ -57,3 +57,18 @@ function recompute(fn: (...xs: tf.Tensor[]) => tf.Tensor, saved: tf.Tensor[], nI
     }
   }
 }
+
+/**
+ * A layer call as transformers' GradientCheckpointingLayer makes it: `run(x, ...constants)` plainly, or, while
+ * `accepts` is set, checkpointed, with gradients for the layer's variables that `accepts` takes.
+ */
+export function callLayer<T extends tf.Tensor>(
+  layer: { namedParameters(): Map<string, tf.Variable> },
+  accepts: ((v: tf.Variable) => boolean) | undefined,
+  run: (x: T, ...constants: tf.Tensor[]) => T,
+  x: T,
+  constants: tf.Tensor[],
+): T {
+  if (!accepts) return run(x, ...constants);
+  return checkpoint((h, ...c) => run(h as T, ...c), [x], constants, [...layer.namedParameters().values()].filter(accepts)) as T;
+}

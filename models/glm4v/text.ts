@@ -1,11 +1,11 @@
 // Port of transformers/models/glm4v/modeling_glm4v.py (Glm4vText*): the GLM-4 text decoder of GLM-4.1V / GLM-4.6V.
-// Names match the checkpoint (model.language_model.*); leaf blocks first, the model last.
+// Names match the checkpoint (model.language_model.*); classes in the order of modeling_glm4v.py.
 import * as tf from '@tensorflow/tfjs';
 import { loadCheckpoint } from '../../lib/checkpoint';
 import { KVCache, TextCache } from '../../lib/kv_cache';
 import { Module, ModuleList } from '../../lib/module';
 import { Embedding } from '../../layers/embedding';
-import { checkpoint } from '../../layers/grad_checkpoint';
+import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
@@ -18,22 +18,20 @@ import { isIgnoredKey } from './weights';
 /** cos, sin [B, L, rotaryDim] shared by every layer of one forward */
 export type RopeCosSin = [tf.Tensor3D, tf.Tensor3D];
 
-export class Glm4vTextMLP extends Module {
-  readonly gateUpProj: Linear;
-  readonly downProj: Linear;
+/** M-RoPE tables; holds no tensor (inv_freq is a small host array, a non-persistent buffer in HF). */
+export class Glm4vTextRotaryEmbedding extends Module {
+  readonly invFreq: Float32Array;
+  readonly mropeSection: number[];
 
   constructor(cfg: Glm4vTextConfig) {
     super();
-    this.gateUpProj = this.register('gate_up_proj', new Linear(cfg.hidden_size, 2 * cfg.intermediate_size, { bias: false }));
-    this.downProj = this.register('down_proj', new Linear(cfg.intermediate_size, cfg.hidden_size, { bias: false }));
+    this.invFreq = ropeInvFreq(cfg.rope_parameters.rope_theta, cfg.rotaryDim);
+    this.mropeSection = [...cfg.rope_parameters.mrope_section];
   }
 
-  /** [B, L, D] -> [B, L, D]; the first half of gate_up_proj is the gate */
-  forward(x: tf.Tensor3D): tf.Tensor3D {
-    return tf.tidy(() => {
-      const [gate, up] = tf.split(this.gateUpProj.forward(x), 2, -1) as [tf.Tensor, tf.Tensor];
-      return this.downProj.forward(siluMul(gate, up)) as tf.Tensor3D;
-    });
+  /** positionIds [3, B, L] -> cos, sin [B, L, rotaryDim] (attention_scaling is 1 for the default rope type) */
+  forward(positionIds: tf.Tensor3D): RopeCosSin {
+    return tf.tidy(() => mropeCosSin(positionIds, tf.tensor1d(this.invFreq), this.mropeSection));
   }
 }
 
@@ -78,6 +76,25 @@ export class Glm4vTextAttention extends Module {
   }
 }
 
+export class Glm4vTextMLP extends Module {
+  readonly gateUpProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(cfg: Glm4vTextConfig) {
+    super();
+    this.gateUpProj = this.register('gate_up_proj', new Linear(cfg.hidden_size, 2 * cfg.intermediate_size, { bias: false }));
+    this.downProj = this.register('down_proj', new Linear(cfg.intermediate_size, cfg.hidden_size, { bias: false }));
+  }
+
+  /** [B, L, D] -> [B, L, D]; the first half of gate_up_proj is the gate */
+  forward(x: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [gate, up] = tf.split(this.gateUpProj.forward(x), 2, -1) as [tf.Tensor, tf.Tensor];
+      return this.downProj.forward(siluMul(gate, up)) as tf.Tensor3D;
+    });
+  }
+}
+
 export class Glm4vTextDecoderLayer extends Module {
   readonly selfAttn: Glm4vTextAttention;
   readonly mlp: Glm4vTextMLP;
@@ -104,23 +121,6 @@ export class Glm4vTextDecoderLayer extends Module {
       const mlp = this.mlp.forward(this.postAttentionLayernorm.forward(h) as tf.Tensor3D);
       return tf.add(h, this.postMlpLayernorm.forward(mlp)) as tf.Tensor3D;
     });
-  }
-}
-
-/** M-RoPE tables; holds no tensor (inv_freq is a small host array, a non-persistent buffer in HF). */
-export class Glm4vTextRotaryEmbedding extends Module {
-  readonly invFreq: Float32Array;
-  readonly mropeSection: number[];
-
-  constructor(cfg: Glm4vTextConfig) {
-    super();
-    this.invFreq = ropeInvFreq(cfg.rope_parameters.rope_theta, cfg.rotaryDim);
-    this.mropeSection = [...cfg.rope_parameters.mrope_section];
-  }
-
-  /** positionIds [3, B, L] -> cos, sin [B, L, rotaryDim] (attention_scaling is 1 for the default rope type) */
-  forward(positionIds: tf.Tensor3D): RopeCosSin {
-    return tf.tidy(() => mropeCosSin(positionIds, tf.tensor1d(this.invFreq), this.mropeSection));
   }
 }
 
@@ -168,12 +168,9 @@ export class Glm4vTextModel extends Module {
       const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
       const rope = this.rotaryEmb.forward(positionIds);
       const ckpt = cache ? undefined : this.gradientCheckpointing;
+      const consts = mask ? [...rope, mask] : rope;
       this.layers.items.forEach((layer, i) => {
-        if (!ckpt) h = layer.forward(h, rope, mask, cache?.layers[i]);
-        else {
-          const run = (x: tf.Tensor, c: tf.Tensor, s: tf.Tensor, m?: tf.Tensor) => layer.forward(x as tf.Tensor3D, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null);
-          h = checkpoint(run, [h], mask ? [...rope, mask] : rope, [...layer.namedParameters().values()].filter(ckpt)) as tf.Tensor3D;
-        }
+        h = callLayer(layer, ckpt, (x, c, s, m) => layer.forward(x, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null, cache?.layers[i]), h, consts);
       });
       return this.norm.forward(h) as tf.Tensor3D;
     });

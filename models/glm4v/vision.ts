@@ -2,13 +2,14 @@
 // Module keys are the checkpoint keys under `model.visual.`; weights stay in checkpoint layout.
 import * as tf from '@tensorflow/tfjs';
 import { Embedding } from '../../layers/embedding';
-import { checkpoint } from '../../layers/grad_checkpoint';
+import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { LayerNorm, RMSNorm } from '../../layers/norms';
 import { geluExact, siluMul } from '../../layers/ops/activations';
 import { gridSampleBicubic } from '../../layers/ops/grid_sample';
+import { ropeInvFreq } from '../../layers/ops/rotary';
 import { applyRotaryVision } from '../../layers/ops/vision_rotary';
-import { windowedAttention } from '../../layers/ops/windowed_attention';
+import { blockDiagonalAttention } from '../../layers/ops/block_diagonal_attention';
 import { Module, ModuleList, Parameter } from '../../lib/module';
 import type { Glm4vVisionConfig } from './config';
 import { cuSeqlens, visionPositionIds } from './rope_index';
@@ -41,6 +42,25 @@ class KernelStrideConv extends Module {
   }
 }
 
+/** down(silu(gate(x)) * up(x)); its width is out_hidden_size, not intermediate_size. */
+export class Glm4VisionMlp extends Module {
+  readonly gateProj: Linear;
+  readonly upProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(config: Glm4vVisionConfig) {
+    super();
+    const D = config.hidden_size, F = config.out_hidden_size;
+    this.gateProj = this.register('gate_proj', new Linear(D, F, { bias: false }));
+    this.upProj = this.register('up_proj', new Linear(D, F, { bias: false }));
+    this.downProj = this.register('down_proj', new Linear(F, D, { bias: false }));
+  }
+
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.downProj.forward(siluMul(this.gateProj.forward(x), this.upProj.forward(x))) as tf.Tensor2D);
+  }
+}
+
 /** Conv3d(C, D, kernel = stride = (T, P, P)) on processor rows [c][t][py][px]: one matMul. */
 export class Glm4vVisionPatchEmbed extends Module {
   readonly proj: KernelStrideConv;
@@ -58,6 +78,63 @@ export class Glm4vVisionPatchEmbed extends Module {
       throw new Error(`Glm4vVisionPatchEmbed: pixel values ${JSON.stringify(pixelValues.shape)} need ${C}*${T}*${P}*${P} = ${C * T * P * P} columns`);
     }
     return this.proj.forward(pixelValues);
+  }
+}
+
+/**
+ * Axial 2-D rotary: frequencies 1/theta^(2j / (Dh/2)), j < Dh/4, applied to hpos and to wpos; per token the angles
+ * are [f(h) | f(w) | f(h) | f(w)] over the head dim (the NeoX pairs i, i + Dh/2 share an angle).
+ * inv_freq is a non-persistent buffer in HF, so this module has no parameters.
+ */
+export class Glm4vVisionRotaryEmbedding extends Module {
+  readonly invFreq: Float32Array;
+
+  constructor(readonly config: Glm4vVisionConfig) {
+    super();
+    const spatialDim = config.headDim / 2;
+    const theta = config.rope_parameters.rope_theta;
+    this.invFreq = ropeInvFreq(theta, spatialDim); // 1.0 / (base ** (arange(0, spatial_dim, 2).float() / spatial_dim))
+  }
+
+  /** hpos, wpos [N] -> cos, sin [N, Dh] (angles as torch's float32 products, cos/sin rounded to float32). */
+  forward(hpos: Int32Array, wpos: Int32Array): [tf.Tensor2D, tf.Tensor2D] {
+    const F = this.invFreq.length, N = hpos.length, Dh = 4 * F;
+    const cos = new Float32Array(N * Dh), sin = new Float32Array(N * Dh);
+    for (let n = 0; n < N; n++) {
+      for (let j = 0; j < F; j++) {
+        const ah = Math.fround(hpos[n]! * this.invFreq[j]!), aw = Math.fround(wpos[n]! * this.invFreq[j]!);
+        for (const [off, a] of [[j, ah], [F + j, aw], [2 * F + j, ah], [3 * F + j, aw]] as const) {
+          cos[n * Dh + off] = Math.cos(a);
+          sin[n * Dh + off] = Math.sin(a);
+        }
+      }
+    }
+    return [tf.tensor2d(cos, [N, Dh]), tf.tensor2d(sin, [N, Dh])];
+  }
+}
+
+/** proj, then exact GELU(LayerNorm), then a SiLU-gated MLP of width intermediate_size (context_dim). */
+export class Glm4vVisionPatchMerger extends Module {
+  readonly proj: Linear;
+  readonly postProjectionNorm: LayerNorm;
+  readonly gateProj: Linear;
+  readonly upProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(dim: number, contextDim: number) {
+    super();
+    this.proj = this.register('proj', new Linear(dim, dim, { bias: false }));
+    this.postProjectionNorm = this.register('post_projection_norm', new LayerNorm(dim));
+    this.gateProj = this.register('gate_proj', new Linear(dim, contextDim, { bias: false }));
+    this.upProj = this.register('up_proj', new Linear(dim, contextDim, { bias: false }));
+    this.downProj = this.register('down_proj', new Linear(contextDim, dim, { bias: false }));
+  }
+
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const h = geluExact(this.postProjectionNorm.forward(this.proj.forward(x)));
+      return this.downProj.forward(siluMul(this.gateProj.forward(h), this.upProj.forward(h))) as tf.Tensor2D;
+    });
   }
 }
 
@@ -96,60 +173,6 @@ export class Glm4vVisionEmbeddings extends Module {
   }
 }
 
-/**
- * Axial 2-D rotary: frequencies 1/theta^(2j / (Dh/2)), j < Dh/4, applied to hpos and to wpos; per token the angles
- * are [f(h) | f(w) | f(h) | f(w)] over the head dim (the NeoX pairs i, i + Dh/2 share an angle).
- * inv_freq is a non-persistent buffer in HF, so this module has no parameters.
- */
-export class Glm4vVisionRotaryEmbedding extends Module {
-  readonly invFreq: Float32Array;
-
-  constructor(readonly config: Glm4vVisionConfig) {
-    super();
-    const spatialDim = config.headDim / 2;
-    const theta = config.rope_parameters.rope_theta;
-    // float32 steps as torch: 1.0 / (base ** (arange(0, spatial_dim, 2).float() / spatial_dim))
-    this.invFreq = Float32Array.from({ length: spatialDim / 2 }, (_, j) =>
-      Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / spatialDim)))),
-    );
-  }
-
-  /** hpos, wpos [N] -> cos, sin [N, Dh] (angles as torch's float32 products, cos/sin rounded to float32). */
-  forward(hpos: Int32Array, wpos: Int32Array): [tf.Tensor2D, tf.Tensor2D] {
-    const F = this.invFreq.length, N = hpos.length, Dh = 4 * F;
-    const cos = new Float32Array(N * Dh), sin = new Float32Array(N * Dh);
-    for (let n = 0; n < N; n++) {
-      for (let j = 0; j < F; j++) {
-        const ah = Math.fround(hpos[n]! * this.invFreq[j]!), aw = Math.fround(wpos[n]! * this.invFreq[j]!);
-        for (const [off, a] of [[j, ah], [F + j, aw], [2 * F + j, ah], [3 * F + j, aw]] as const) {
-          cos[n * Dh + off] = Math.cos(a);
-          sin[n * Dh + off] = Math.sin(a);
-        }
-      }
-    }
-    return [tf.tensor2d(cos, [N, Dh]), tf.tensor2d(sin, [N, Dh])];
-  }
-}
-
-/** down(silu(gate(x)) * up(x)); its width is out_hidden_size, not intermediate_size. */
-export class Glm4VisionMlp extends Module {
-  readonly gateProj: Linear;
-  readonly upProj: Linear;
-  readonly downProj: Linear;
-
-  constructor(config: Glm4vVisionConfig) {
-    super();
-    const D = config.hidden_size, F = config.out_hidden_size;
-    this.gateProj = this.register('gate_proj', new Linear(D, F, { bias: false }));
-    this.upProj = this.register('up_proj', new Linear(D, F, { bias: false }));
-    this.downProj = this.register('down_proj', new Linear(F, D, { bias: false }));
-  }
-
-  forward(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => this.downProj.forward(siluMul(this.gateProj.forward(x), this.upProj.forward(x))) as tf.Tensor2D);
-  }
-}
-
 /** Non-causal attention within each image / temporal slice (cu_seqlens spans), with the 2-D rotary on q and k. */
 export class Glm4vVisionAttention extends Module {
   readonly qkv: Linear;
@@ -173,7 +196,7 @@ export class Glm4vVisionAttention extends Module {
       const [H, Dh] = [this.numHeads, this.headDim];
       // rows [q | k | v], each head-contiguous; split as [N, D] blocks (wasm copies row by row: N rows, not N*H)
       const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
-      const out = windowedAttention(applyRotaryVision(q!, cos, sin), applyRotaryVision(k!, cos, sin), v!, spans, Dh ** -0.5);
+      const out = blockDiagonalAttention(applyRotaryVision(q!, cos, sin), applyRotaryVision(k!, cos, sin), v!, spans, Dh ** -0.5);
       return this.proj.forward(tf.reshape(out, [N, D])) as tf.Tensor2D;
     });
   }
@@ -198,31 +221,6 @@ export class Glm4vVisionBlock extends Module {
     return tf.tidy(() => {
       const h = tf.add(x, this.attn.forward(this.norm1.forward(x) as tf.Tensor2D, spans, cos, sin)) as tf.Tensor2D;
       return tf.add(h, this.mlp.forward(this.norm2.forward(h) as tf.Tensor2D));
-    });
-  }
-}
-
-/** proj, then exact GELU(LayerNorm), then a SiLU-gated MLP of width intermediate_size (context_dim). */
-export class Glm4vVisionPatchMerger extends Module {
-  readonly proj: Linear;
-  readonly postProjectionNorm: LayerNorm;
-  readonly gateProj: Linear;
-  readonly upProj: Linear;
-  readonly downProj: Linear;
-
-  constructor(dim: number, contextDim: number) {
-    super();
-    this.proj = this.register('proj', new Linear(dim, dim, { bias: false }));
-    this.postProjectionNorm = this.register('post_projection_norm', new LayerNorm(dim));
-    this.gateProj = this.register('gate_proj', new Linear(dim, contextDim, { bias: false }));
-    this.upProj = this.register('up_proj', new Linear(dim, contextDim, { bias: false }));
-    this.downProj = this.register('down_proj', new Linear(contextDim, dim, { bias: false }));
-  }
-
-  forward(x: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const h = geluExact(this.postProjectionNorm.forward(this.proj.forward(x)));
-      return this.downProj.forward(siluMul(this.gateProj.forward(h), this.upProj.forward(h))) as tf.Tensor2D;
     });
   }
 }
@@ -272,13 +270,8 @@ export class Glm4vVisionModel extends Module {
       let x = this.postConvLayernorm.forward(this.patchEmbed.forward(pixelValues)) as tf.Tensor2D;
       const [cos, sin] = this.rotaryPosEmb.forward(hpos, wpos);
       x = this.embeddings.forward(x, gridThw);
-      const ckpt = this.gradientCheckpointing;
       for (const blk of this.blocks) {
-        if (!ckpt) x = blk.forward(x, spans, cos, sin);
-        else {
-          const run = (h: tf.Tensor, c: tf.Tensor, s: tf.Tensor) => blk.forward(h as tf.Tensor2D, spans, c as tf.Tensor2D, s as tf.Tensor2D);
-          x = checkpoint(run, [x], [cos, sin], [...blk.namedParameters().values()].filter(ckpt)) as tf.Tensor2D;
-        }
+        x = callLayer(blk, this.gradientCheckpointing, (h, c, s) => blk.forward(h, spans, c as tf.Tensor2D, s as tf.Tensor2D), x, [cos, sin]);
       }
       x = this.postLayernorm.forward(x) as tf.Tensor2D;
       // each merge window's m*m consecutive rows -> one [D, m, m] conv input, flattened c-major as the weight

@@ -18,13 +18,13 @@ export function checkCuSeqlens(cuSeqlens: readonly number[], n: number, who = 'c
  * Returns [N, H, Dh]. Built from slice/transpose/matMul/softmax/concat with equal batch dims, so autodiff's gradient
  * is correct (no broadcast batched matMul) and exactly zero across spans.
  */
-function windowedAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSeqlens: number[], scale: number): tf.Tensor3D {
+function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSeqlens: number[], scale: number): tf.Tensor3D {
   const [N, H, Dh] = q.shape;
   tf.util.assert(
     tf.util.arraysEqual(k.shape, q.shape) && tf.util.arraysEqual(v.shape, q.shape),
-    () => `windowedAttention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} must match`,
+    () => `blockDiagonalAttention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} must match`,
   );
-  checkCuSeqlens(cuSeqlens, N, 'windowedAttention: cuSeqlens');
+  checkCuSeqlens(cuSeqlens, N, 'blockDiagonalAttention: cuSeqlens');
   const outs: tf.Tensor[] = [];
   for (let i = 0; i + 1 < cuSeqlens.length; i++) {
     const start = cuSeqlens[i]!, L = cuSeqlens[i + 1]! - start;
@@ -39,4 +39,4 @@ function windowedAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSe
   return (outs.length === 1 ? outs[0]! : tf.concat(outs, 0)) as tf.Tensor3D;
 }
 
-export const windowedAttention = tf.op({ windowedAttention_ });
+export const blockDiagonalAttention = tf.op({ blockDiagonalAttention_ });
