@@ -8,7 +8,7 @@ import { causalLmLoss } from '../../lib/train/loss';
 import { GenerateOptions, generate } from '../../lib/generate';
 import { Linear } from '../../layers/linear';
 import { Glm4vConfig, readGlm4vConfig } from './config';
-import { getRopeIndex } from './rope_index';
+import { flattenGridThw, getRopeIndex } from './rope_index';
 import { placeholderPositions } from './placeholders';
 import { Glm4vTextModel } from './text';
 import { Glm4vVisionModel } from './vision';
@@ -59,8 +59,7 @@ export class Glm4vModel extends Module {
 
   /** Each temporal slice of a video is its own attention block: the grid [t, h, w] becomes t grids [1, h, w]. */
   getVideoFeatures(pixelValuesVideos: tf.Tensor2D, videoGridThw: number[][]): tf.Tensor2D {
-    const flat = videoGridThw.flatMap(([t, h, w]) => Array.from({ length: t! }, () => [1, h!, w!]));
-    return this.visual.forward(pixelValuesVideos, flat);
+    return this.visual.forward(pixelValuesVideos, flattenGridThw(videoGridThw));
   }
 
   forward(inputs: Glm4vInputs): Glm4vModelOutput {
