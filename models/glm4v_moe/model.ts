@@ -8,7 +8,7 @@ import type { Module } from '../../lib/module';
 import { Glm46VForConditionalGeneration, Glm46VModel, Glm4vForConditionalGeneration, Glm4vModel } from '../glm4v/model';
 import type { Glm4vTextModel } from '../glm4v/text';
 import { Glm4vMoeConfig, readGlm4vMoeConfig } from './config';
-import { markBuffersFrozen } from './moe';
+import { checkMoeBackend, markBuffersFrozen } from './moe';
 import { Glm4vMoeTextModel } from './text';
 import { ExpertLayoutReader, isIgnoredKey } from './weights';
 
@@ -32,6 +32,7 @@ export class Glm4vMoeForConditionalGeneration extends Glm4vForConditionalGenerat
 
 /** Glm4vMoeForConditionalGeneration for glm4v_moe, Glm46VForConditionalGeneration over the MoE backbone for glm46v. */
 export function buildGlm4vMoe(config: Glm4vMoeConfig): Glm4vForConditionalGeneration {
+  checkMoeBackend(); // before any weight is read: the router could not run on this backend
   if (config.model_type === 'glm4v_moe') return new Glm4vMoeForConditionalGeneration(config);
   return new Glm46VForConditionalGeneration(config, () => new Glm46VModel(config, moeTextModel(config)));
 }

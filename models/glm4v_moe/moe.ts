@@ -11,6 +11,17 @@ import { Linear } from '../../layers/linear';
 import { siluMul } from '../../layers/ops/activations';
 import type { Glm4vMoeTextConfig } from './config';
 
+/**
+ * Refuses webgpu: the router reads its expert choices to the host in the middle of the (synchronous) forward, and
+ * webgpu in Node has no synchronous reads (docs/gpu.md). Running there would take an asynchronous forward through
+ * generation and training, or every expert on every token; docs/moe.md says why neither is done.
+ */
+export function checkMoeBackend(backend: string = tf.getBackend()): void {
+  if (backend === 'webgpu') {
+    throw new Error('glm4v_moe: the webgpu backend cannot run Mixture-of-Experts models (the router reads its expert choices to the host synchronously, which webgpu in Node cannot do); use GLM46V_BACKEND=tensorflow or wasm');
+  }
+}
+
 export interface RouteOptions {
   numExperts: number;
   topK: number;
@@ -59,6 +70,7 @@ export class Glm4vMoeTextTopkRouter extends Module implements SavesOwnTensors {
    * unbiased sigmoid scores, renormalised when norm_topk_prob, times routed_scaling_factor.
    */
   forward(x: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D, Int32Array] {
+    checkMoeBackend();
     const { n_routed_experts: E, num_experts_per_tok: k } = this.cfg;
     const N = x.shape[0];
     const [routerLogits, scores] = tf.tidy(() => {

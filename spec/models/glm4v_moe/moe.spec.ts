@@ -11,7 +11,7 @@ import { loadModel } from '../../../models/glm4v/auto';
 import { Glm46VForConditionalGeneration } from '../../../models/glm4v/model';
 import { parseGlm4vMoeConfig, parseGlm4vMoeTextConfig } from '../../../models/glm4v_moe/config';
 import { Glm4vMoeForConditionalGeneration } from '../../../models/glm4v_moe/model';
-import { selectExperts } from '../../../models/glm4v_moe/moe';
+import { checkMoeBackend, selectExperts } from '../../../models/glm4v_moe/moe';
 import { Glm4vMoeTextModel } from '../../../models/glm4v_moe/text';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 
@@ -141,5 +141,17 @@ describe('Glm4vMoeForConditionalGeneration training pieces', () => {
     expect(tf.memory().numTensors).to.equal(before);
     inputs.pixelValues!.dispose();
     model.dispose();
+  });
+});
+
+describe('glm4v_moe on webgpu', () => {
+  it('is refused in one line naming the backend and what to use instead; the other backends run it', () => {
+    expect(() => checkMoeBackend('webgpu')).to.throw(/^glm4v_moe: the webgpu backend cannot run .*; use GLM46V_BACKEND=tensorflow or wasm$/);
+    for (const b of ['tensorflow', 'wasm', 'cpu']) expect(() => checkMoeBackend(b), b).to.not.throw();
+  });
+
+  it('loadModel refuses on webgpu before reading weights, and loads on the active backend otherwise', () => {
+    if (tf.getBackend() === 'webgpu') expect(() => loadModel(MOE_A)).to.throw('the webgpu backend cannot run Mixture-of-Experts models');
+    else loadModel(MOE_A).dispose();
   });
 });
