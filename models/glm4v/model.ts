@@ -9,7 +9,7 @@ import { GenerateOptions, generate } from '../../lib/generate';
 import { Linear } from '../../layers/linear';
 import { Glm4vConfig, readGlm4vConfig } from './config';
 import { flattenGridThw, getRopeIndex } from './rope_index';
-import { placeholderPositions } from './placeholders';
+import { mmTokenTypeIds, placeholderPositions } from './placeholders';
 import { Glm4vTextModel } from './text';
 import { Glm4vVisionModel } from './vision';
 import { explainUntiedHead, isIgnoredKey } from './weights';
@@ -28,6 +28,8 @@ export interface Glm4vInputs {
   imageGridThw?: number[][];
   pixelValuesVideos?: tf.Tensor2D;
   videoGridThw?: number[][];
+  /** the processor's mm_token_type_ids (0 text, 1 image, 2 video), [B, L]; computed from the ids when absent */
+  mmTokenTypeIds?: number[][];
   cache?: TextCache;
 }
 
@@ -66,7 +68,8 @@ export class Glm4vModel extends Module {
     const ids = toRows(inputs.inputIds);
     const mask = inputs.attentionMask ? toRows(inputs.attentionMask) : undefined;
     const cfg = this.config;
-    const slots = placeholderPositions(ids, cfg);
+    const types = inputs.mmTokenTypeIds ?? ids.map((row) => mmTokenTypeIds(row, cfg));
+    const slots = placeholderPositions(types);
     const merge2 = cfg.vision_config.spatial_merge_size ** 2;
     const tokensOf = (grids: number[][]) => grids.reduce((n, [t, h, w]) => n + (t! * h! * w!) / merge2, 0);
     if (inputs.pixelValues) checkCount('Image', slots.image.length, tokensOf(inputs.imageGridThw ?? []));
@@ -78,7 +81,7 @@ export class Glm4vModel extends Module {
           video_start_token_id: cfg.video_start_token_id,
           video_end_token_id: cfg.video_end_token_id,
           spatialMergeSize: cfg.vision_config.spatial_merge_size,
-        });
+        }, types);
     const lastHiddenState = tf.tidy(() => {
       const [B, L] = [ids.length, ids[0]!.length];
       const idsT = tf.tensor2d(ids, [B, L], 'int32');

@@ -6,17 +6,23 @@ export interface PlaceholderIds {
   video_end_token_id: number;
 }
 
-/** 0 text, 1 image, 2 video for every token of a row (the processor's mm_token_type_ids). */
-export function tokenTypes(row: ArrayLike<number>, ids: PlaceholderIds): Int32Array {
-  const types = new Int32Array(row.length);
-  let inVideo = false;
+export const TEXT = 0, IMAGE = 1, VIDEO = 2;
+
+/**
+ * Token types of one row (0 text, 1 image, 2 video), what the processor's create_mm_token_type_ids gives as
+ * `mm_token_type_ids`: GLM writes video frames with the image token, so an image token is a video frame while more
+ * video starts than ends precede it. The model's one token-type function; forward takes the processor's when given.
+ */
+export function mmTokenTypeIds(row: ArrayLike<number>, ids: PlaceholderIds): Int32Array {
+  const out = new Int32Array(row.length);
+  let starts = 0, ends = 0;
   for (let i = 0; i < row.length; i++) {
     const tok = row[i]!;
-    if (tok === ids.video_start_token_id) inVideo = true;
-    else if (tok === ids.video_end_token_id) inVideo = false;
-    if (tok === ids.image_token_id) types[i] = inVideo ? 2 : 1;
+    if (tok === ids.video_start_token_id) starts++;
+    if (tok === ids.video_end_token_id) ends++;
+    if (tok === ids.image_token_id) out[i] = starts > ends ? VIDEO : IMAGE;
   }
-  return types;
+  return out;
 }
 
 /**
@@ -24,14 +30,14 @@ export function tokenTypes(row: ArrayLike<number>, ids: PlaceholderIds): Int32Ar
  * the order in which masked_scatter fills them, so features must be concatenated in that order too.
  * Padding is never a placeholder (the pad id is not the image id).
  */
-export function placeholderPositions(rows: number[][], ids: PlaceholderIds): { image: number[]; video: number[] } {
+export function placeholderPositions(types: ArrayLike<number>[]): { image: number[]; video: number[] } {
   const image: number[] = [], video: number[] = [];
-  rows.forEach((row, b) => {
+  types.forEach((row, b) => {
     const L = row.length;
-    tokenTypes(row, ids).forEach((t, l) => {
-      if (t === 1) image.push(b * L + l);
-      else if (t === 2) video.push(b * L + l);
-    });
+    for (let l = 0; l < L; l++) {
+      if (row[l] === IMAGE) image.push(b * L + l);
+      else if (row[l] === VIDEO) video.push(b * L + l);
+    }
   });
   return { image, video };
 }

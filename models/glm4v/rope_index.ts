@@ -1,6 +1,6 @@
-// Port of Glm4vModel.get_rope_index / get_vision_position_ids (transformers/models/glm4v/modeling_glm4v.py),
-// Glm4vProcessor.create_mm_token_type_ids, and vision_utils.get_vision_position_ids / get_vision_cu_seqlens:
-// pure index math on plain arrays, no tensors.
+// Port of Glm4vModel.get_rope_index / get_vision_position_ids (transformers/models/glm4v/modeling_glm4v.py) and
+// vision_utils.get_vision_position_ids / get_vision_cu_seqlens: pure index math on plain arrays, no tensors.
+import { IMAGE, mmTokenTypeIds, TEXT, VIDEO } from './placeholders';
 
 export interface RopeIndexConfig {
   image_token_id: number;
@@ -14,23 +14,6 @@ export interface RopeIndex {
   positionIds: number[][][];
   /** per batch row: max position + 1 - unpadded length (rope_deltas [B, 1], flattened) */
   ropeDeltas: number[];
-}
-
-export const TEXT = 0, IMAGE = 1, VIDEO = 2;
-
-/**
- * Token types of one row (0 text, 1 image, 2 video) as the processor makes `mm_token_type_ids`: GLM writes video
- * frames with the image token, so an image token is a video frame while more video starts than ends precede it.
- */
-export function mmTokenTypeIds(ids: readonly number[], cfg: RopeIndexConfig): Int32Array {
-  const out = new Int32Array(ids.length);
-  let starts = 0, ends = 0;
-  ids.forEach((tok, i) => {
-    if (tok === cfg.video_start_token_id) starts++;
-    if (tok === cfg.video_end_token_id) ends++;
-    if (tok === cfg.image_token_id) out[i] = starts > ends ? VIDEO : IMAGE;
-  });
-  return out;
 }
 
 /** Video grids as the LLM sees them: GLM separates frames by timestamps, so [t, h, w] becomes t grids [1, h, w]. */
@@ -63,6 +46,8 @@ export function getRopeIndex(
   imageGridThw: number[][],
   videoGridThw: number[][],
   cfg: RopeIndexConfig,
+  /** the processor's mm_token_type_ids, one row per input row; computed from the ids when absent */
+  tokenTypes?: ArrayLike<number>[],
 ): RopeIndex {
   const m = cfg.spatialMergeSize;
   const grids: Record<number, number[][]> = { [IMAGE]: imageGridThw, [VIDEO]: flattenGridThw(videoGridThw) };
@@ -78,7 +63,8 @@ export function getRopeIndex(
     }
     const keep = row.map((_, i) => i).filter((i) => !mask || mask[i] === 1);
     if (keep.length === 0) throw new Error(`getRopeIndex: row ${b} has no unmasked token`);
-    const types = mmTokenTypeIds(row, cfg);
+    const types = tokenTypes?.[b] ?? mmTokenTypeIds(row, cfg);
+    if (types.length !== L) throw new Error(`getRopeIndex: row ${b} has ${types.length} token types for ${L} ids`);
     const pos = [new Int32Array(keep.length), new Int32Array(keep.length), new Int32Array(keep.length)];
     let current = 0;
     for (const [type, s, e] of runs(keep.map((i) => types[i]!))) {

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../../../models/glm4v/auto';
 import { Glm46VForConditionalGeneration, Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
 import { referenceInputs } from '../../../lib/parity';
+import { mmTokenTypeIds } from '../../../models/glm4v/placeholders';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 import { expectReferenceParity } from '../../helpers/parity_runner';
 
@@ -41,6 +42,20 @@ describe('Glm4vForConditionalGeneration', () => {
     ids[0]![at] = 5; // one placeholder fewer than the 12 features of the [1, 6, 8] image
     expect(() => model.forward({ ...inputs, inputIds: ids })).to.throw('Image features and image tokens do not match, tokens: 11, features: 12');
     inputs.pixelValues!.dispose();
+  });
+
+  it("takes the processor's mm_token_type_ids: they decide which tokens receive image features", () => {
+    const inputs = referenceInputs(ref.tensors);
+    const ids = inputs.inputIds as number[][];
+    const types = ids.map((row) => Array.from(mmTokenTypeIds(row, model.config)));
+    const own = model.forward({ ...inputs, labels: undefined, logitsToKeep: 1 });
+    const given = model.forward({ ...inputs, labels: undefined, logitsToKeep: 1, mmTokenTypeIds: types });
+    expect(given.positionIds).to.deep.equal(own.positionIds);
+    expect(tf.max(tf.abs(tf.sub(given.logits, own.logits))).dataSync()[0]).to.equal(0);
+    const oneLess = types.map((r) => [...r]);
+    oneLess[0]![oneLess[0]!.indexOf(1)] = 0; // the processor says one placeholder is text
+    expect(() => model.forward({ ...inputs, mmTokenTypeIds: oneLess })).to.throw('Image features and image tokens do not match, tokens: 11, features: 12');
+    tf.dispose([own.logits, given.logits, inputs.pixelValues!]);
   });
 
   it('rejects labels whose shape differs from the input ids', () => {

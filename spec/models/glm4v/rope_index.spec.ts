@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'fs';
-import { cuSeqlens, flattenGridThw, getRopeIndex, mmTokenTypeIds, RopeIndexConfig, visionPositionIds } from '../../../models/glm4v/rope_index';
+import { mmTokenTypeIds } from '../../../models/glm4v/placeholders';
+import { cuSeqlens, flattenGridThw, getRopeIndex, RopeIndexConfig, visionPositionIds } from '../../../models/glm4v/rope_index';
 import type { HostTensor } from '../../../lib/safetensors';
 import { expectEqualInts } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
