@@ -62,8 +62,9 @@ function checkFrames(v: DecodedVideo, limits: VideoLimits, where: string): void 
 /** Loading errors (no frames, no ffmpeg, a bad file) as 400s that name the part; the server's paths left out. */
 function asRequestError(e: unknown, where: string, limits: VideoLimits): unknown {
   if (!(e instanceof ProcessorError)) return e;
-  let msg = e.message.split(os.tmpdir()).join('<upload>');
-  if (limits.allowFiles) msg = msg.split(fs.realpathSync(limits.allowFiles)).join('<allowed>');
+  // the allowed folder first: it may itself lie under the temporary folder (or a checkout under /tmp)
+  let msg = limits.allowFiles ? e.message.split(fs.realpathSync(limits.allowFiles)).join('<allowed>') : e.message;
+  msg = msg.split(os.tmpdir()).join('<upload>');
   return new ApiError(400, `${where}: ${msg}`, where, 'invalid_video');
 }
 
