@@ -10,7 +10,7 @@ import type { CausalLmInputs } from '../models/glm4v/model';
 import type { ContentPart } from '../processors/chat_template';
 import { loadImage, RgbImage } from '../processors/image_io';
 import { Glm46VImageProcessor } from '../processors/image_processor';
-import { loadProcessor } from '../processors/processor';
+import { asModelInputs, loadProcessor } from '../processors/processor';
 import { BUILTIN_MODEL, CliError, parseArgs } from './args';
 import { prepareVideo } from './video_input';
 import * as tf from '@tensorflow/tfjs';
@@ -61,15 +61,7 @@ export const command = {
     await initBackend(); // one stderr line: the backend, its TensorFlow version and device
     const model = loadModel(dir);
     try {
-      const inputs: CausalLmInputs = { inputIds: enc.inputIds, attentionMask: enc.attentionMask };
-      if (enc.pixelValues) {
-        inputs.pixelValues = tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]);
-        inputs.imageGridThw = enc.imageGridThw!;
-      }
-      if (enc.pixelValuesVideos) {
-        inputs.pixelValuesVideos = tf.tensor2d(enc.pixelValuesVideos, enc.pixelValuesVideosShape as [number, number]);
-        inputs.videoGridThw = enc.videoGridThw!;
-      }
+      const inputs: CausalLmInputs = asModelInputs(enc);
       const opts: GenerateOptions = { ...readGenerationConfig(dir) };
       if (a['max-new-tokens'] !== undefined) opts.maxNewTokens = a['max-new-tokens'] as number;
       if (a.temperature !== undefined) opts.temperature = a.temperature as number;

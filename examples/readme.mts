@@ -1,4 +1,4 @@
-import { tf, initBackend, packageFile, loadModel, loadProcessor, loadImage, generate } from 'glm46v';
+import { initBackend, packageFile, loadModel, loadProcessor, loadImage, generate } from 'glm46v';
 
 await initBackend();                                   // native TensorFlow > wasm > cpu (GLM46V_BACKEND overrides)
 const dir = packageFile('assets', 'model');            // the built-in model; or a folder such as GLM-4.6V-Flash's
@@ -8,9 +8,6 @@ const image = loadImage(packageFile('assets', 'examples', 'count.png'));
 const prompt = processor.applyChatTemplate(
   [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: 'How many shapes are there?' }] }],
   { addGenerationPrompt: true });
-const enc = processor.call({ text: [prompt], images: [image] });
-const out = await generate(model, {
-  inputIds: enc.inputIds, attentionMask: enc.attentionMask,
-  pixelValues: tf.tensor2d(enc.pixelValues!, enc.pixelValuesShape as [number, number]), imageGridThw: enc.imageGridThw!,
-}, { maxNewTokens: 128 });
-console.log(processor.postProcessImageTextToText(out.map((r) => r.slice(enc.inputIds[0]!.length)))[0]);
+const inputs = processor.modelInputs({ text: [prompt], images: [image] });  // ids, mask, pixel values as tensors
+const out = await generate(model, inputs, { maxNewTokens: 128 });
+console.log(processor.postProcessImageTextToText(out.map((r) => r.slice(inputs.inputIds[0]!.length)))[0]);

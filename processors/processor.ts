@@ -1,5 +1,6 @@
 // Port of transformers/models/glm46v/processing_glm46v.py (Glm46VProcessor) and glm4v/processing_glm4v.py
 // (Glm4vProcessor), with the ProcessorMixin.__call__ / apply_chat_template flow they inherit (processing_utils.py).
+import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as path from 'path';
 import { isObject } from '../lib/config';
@@ -57,6 +58,34 @@ export interface ProcessorOutput {
   pixelValuesVideos?: Float32Array;
   pixelValuesVideosShape?: number[];
   videoGridThw?: number[][];
+}
+
+/** What a vision-language model's forward takes, with the pixel values as tensors (`modelInputs`). */
+export interface ModelInputs {
+  inputIds: number[][];
+  attentionMask: number[][];
+  mmTokenTypeIds: number[][];
+  pixelValues?: tf.Tensor2D;
+  imageGridThw?: number[][];
+  pixelValuesVideos?: tf.Tensor2D;
+  videoGridThw?: number[][];
+}
+
+/**
+ * A processor output as the model takes it: pixel values as float32 tensors, which the caller disposes (ids, mask
+ * and token types stay arrays). Every caller that runs a model goes through this or `modelInputs`.
+ */
+export function asModelInputs(enc: ProcessorOutput): ModelInputs {
+  const out: ModelInputs = { inputIds: enc.inputIds, attentionMask: enc.attentionMask, mmTokenTypeIds: enc.mmTokenTypeIds };
+  if (enc.pixelValues) {
+    out.pixelValues = tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]);
+    out.imageGridThw = enc.imageGridThw!;
+  }
+  if (enc.pixelValuesVideos) {
+    out.pixelValuesVideos = tf.tensor2d(enc.pixelValuesVideos, enc.pixelValuesVideosShape as [number, number]);
+    out.videoGridThw = enc.videoGridThw!;
+  }
+  return out;
 }
 
 /**
@@ -272,6 +301,11 @@ export class Glm4vProcessor<Image = RgbImage> {
       if (inputs.videos.shape) out.pixelValuesVideosShape = inputs.videos.shape;
     }
     return out;
+  }
+
+  /** `call` with `return_tensors`: the model's inputs, pixel values as tensors (see asModelInputs). */
+  modelInputs(inputs: ProcessorInputs<Image>): ModelInputs {
+    return asModelInputs(this.call(inputs));
   }
 
   /** decode / batchDecode forward to the tokenizer, keeping special tokens unless told otherwise (as HF's do). */

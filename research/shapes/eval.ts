@@ -7,7 +7,6 @@
 // ({line, question, expected, got} per line) for research/shapes/binding_errors.ts.
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
 import { CliError, parseArgs } from '../../cli/args';
 import { initBackend, shutdownBackend } from '../../lib/backend';
 import { generate } from '../../lib/generate';
@@ -15,7 +14,7 @@ import { loadModel } from '../../models/glm4v/auto';
 import type { ChatMessage, ContentPart } from '../../processors/chat_template';
 import { loadImage, RgbImage } from '../../processors/image_io';
 import { Glm46VImageProcessor } from '../../processors/image_processor';
-import { loadProcessor } from '../../processors/processor';
+import { asModelInputs, loadProcessor } from '../../processors/processor';
 import { COLOURS, SHAPES } from './shapes_scene';
 
 const USAGE = 'usage: eval.ts --model DIR --data FILE.jsonl [--limit N] [--max-new-tokens N] [--show-wrong] [--answers FILE.jsonl]';
@@ -82,13 +81,9 @@ async function main(): Promise<void> {
       content: Array.isArray(it.user.content) ? it.user.content.map((p) => (p.type === 'image' ? { ...p, image: loadImage(p.image as string) } : p)) : it.user.content,
     };
     const enc = proc.applyChatTemplate([user], { addGenerationPrompt: true, enableThinking: false, tokenize: true }); // as `glm46v generate`
-    const pixelValues = enc.pixelValues ? tf.tensor2d(enc.pixelValues, enc.pixelValuesShape as [number, number]) : undefined;
-    const seqs = await generate(
-      model,
-      { inputIds: enc.inputIds, attentionMask: enc.attentionMask, ...(pixelValues ? { pixelValues, imageGridThw: enc.imageGridThw! } : {}) },
-      { maxNewTokens, temperature: 0 },
-    );
-    pixelValues?.dispose();
+    const inputs = asModelInputs(enc);
+    const seqs = await generate(model, inputs, { maxNewTokens, temperature: 0 });
+    inputs.pixelValues?.dispose();
     const got = proc.postProcessImageTextToText([seqs[0]!.slice(enc.inputIds[0]!.length)])[0]!.trim();
     const ok = got === it.answer;
     correct += ok ? 1 : 0;
