@@ -15,7 +15,7 @@ export type { GenerateOptions, DecodeState } from './lib/generate';
 export { makeSampler, applyTopK, applyTopP, applyRepetitionPenalty } from './lib/sampling';
 export { readGenerationConfig } from './lib/generation_config';
 export { runParity } from './lib/parity';
-export { causalLmLoss } from './lib/train/loss';
+export { causalLmLoss } from './layers/loss';
 
 export * from './models/glm4v/config';
 export { Glm4vTextModel } from './models/glm4v/text';

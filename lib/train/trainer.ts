@@ -14,7 +14,7 @@ import { checkpointDir, listCheckpoints, loadTrainingCheckpoint, pruneCheckpoint
 import { epochOrder, mixSeed } from './rng';
 import { cosineWithWarmup } from './schedule';
 import { trainStep } from './step';
-import { shiftedLabelTargets } from './loss';
+import { shiftedLabelTargets } from '../../layers/loss';
 
 export interface LoraConfig {
   rank: number;

@@ -4,8 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadCheckpoint } from '../../lib/checkpoint';
 import type { TextCache } from '../../lib/kv_cache';
 import { Module } from '../../lib/module';
-import { causalLmLoss } from '../../lib/train/loss';
-import { GenerateOptions, generate } from '../../lib/generate';
+import { causalLmLoss } from '../../layers/loss';
 import { Linear } from '../../layers/linear';
 import { Glm4vConfig, readGlm4vConfig } from './config';
 import { flattenGridThw, getRopeIndex } from './rope_index';
@@ -170,11 +169,6 @@ export class Glm4vForConditionalGeneration extends Module {
       const loss = inputs.labels ? causalLmLoss(logits, inputs.labels) : undefined;
       return { logits, ...(loss ? { loss } : {}), positionIds: out.positionIds, ropeDeltas: out.ropeDeltas };
     }) as CausalLmOutput;
-  }
-
-  /** Prompt plus generated tokens per row, as transformers' `generate` (see lib/generate.ts; lib/streaming.ts streams). */
-  generate(inputs: CausalLmInputs, opts: GenerateOptions = {}): Promise<number[][]> {
-    return generate(this, inputs, opts);
   }
 
   /**

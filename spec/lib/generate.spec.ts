@@ -109,7 +109,7 @@ describe('streamGenerate', () => {
       tokens.push(step.tokens[0]!);
       text += step.text[0];
     }
-    const seq = await model.generate(inputs, { maxNewTokens: 32 });
+    const seq = await generate(model, inputs, { maxNewTokens: 32 });
     const expected = Array.from(ref.get('gen:sequences').data);
     expect([...(inputs.inputIds as number[][])[0]!, ...tokens]).to.deep.equal(expected);
     expect(seq[0]).to.deep.equal(expected);
