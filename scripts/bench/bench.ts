@@ -4,7 +4,7 @@
 // after warm-up, with model-level GFLOP/s from analytic matmul FLOPs (flops.ts). See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
 //        [--our-threads 1,2 (wasm)] [--rows matmul,vision,prefill,decode,train,load] [--no-torch]
-//        [--checkpointing all|text|none (default none)]
+//        [--checkpointing all|text|none (default none)] [--moe (the glm4v_moe model of the same shapes, out/bench_model_moe)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -12,7 +12,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseGlm4vConfig } from '../../models/glm4v/config';
 import { benchFlops } from './flops';
-import { BENCH_CONFIG, BENCH_SHAPES, DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
+import { parseGlm4vMoeConfig } from '../../models/glm4v_moe/config';
+import { BENCH_CONFIG, BENCH_MOE_CONFIG, BENCH_SHAPES, DEFAULT_DIR, DEFAULT_MOE_DIR, isComplete, makeBenchModel } from './make_bench_model';
 import { RunOptions, runRows } from './ours';
 import { buildTable, buildTargets, markdown, Res } from './report';
 
@@ -91,7 +92,9 @@ async function main(): Promise<void> {
     return;
   }
   const quick = process.argv.includes('--quick');
-  const modelDir = path.resolve(arg('--model', DEFAULT_DIR));
+  const moe = process.argv.includes('--moe');
+  const config = moe ? BENCH_MOE_CONFIG : BENCH_CONFIG;
+  const modelDir = path.resolve(arg('--model', moe ? DEFAULT_MOE_DIR : DEFAULT_DIR));
   const outFile = path.resolve(arg('--out', path.join(__dirname, '../../out/bench.json')));
   const torchThreads = arg('--threads', '2').split(',').map(Number);
   const ourThreads = arg('--our-threads', '1,2').split(',').map(Number);
@@ -101,11 +104,11 @@ async function main(): Promise<void> {
   const p = quick ? { warmup: 1, runs: 2, decodeSteps: 6, trainSteps: 1 } : { warmup: 1, runs: 5, decodeSteps: 16, trainSteps: 3 };
   const loadStart = os.loadavg();
   console.log(`glm46v benchmark${quick ? ' (--quick)' : ''}: load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);
-  if (!isComplete(modelDir)) {
+  if (!isComplete(modelDir, config)) {
     console.log(`making the benchmark model in ${modelDir} ...`);
-    makeBenchModel(modelDir);
+    makeBenchModel(modelDir, config);
   }
-  const flops = benchFlops(parseGlm4vConfig(BENCH_CONFIG), S);
+  const flops = benchFlops(moe ? parseGlm4vMoeConfig(config) : parseGlm4vConfig(config), S);
   const runOpts = {
     model: modelDir, ...p, contexts: S.decodeContexts, matmul: S.matmul, rows: [...rows].filter((r) => r !== 'load'),
     checkpointing: checkpointingArg(),
@@ -168,7 +171,7 @@ async function main(): Promise<void> {
   const strip = (r: Res) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'prefill_last_logits'));
   fs.writeFileSync(outFile, JSON.stringify({
     date: new Date().toISOString(), quick, loadavg_start: loadStart, loadavg_end: loadEnd, cores: os.cpus().length,
-    model: modelDir, config: { text: BENCH_CONFIG.text_config, vision: BENCH_CONFIG.vision_config }, shapes: S, flops,
+    model: modelDir, config: { text: config.text_config, vision: config.vision_config }, shapes: S, flops,
     table, targets, cpu_table: cpuTable, cpu_targets: cpuTargets, notes: [...head, ...notes], markdown: md,
     raw: { ours: Object.fromEntries(Object.entries(ours).map(([t, r]) => [t, strip(r)])), torch: Object.fromEntries(Object.entries(torch).map(([t, r]) => [t, strip(r)])) },
   }, null, 2) + '\n');

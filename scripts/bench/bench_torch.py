@@ -25,13 +25,13 @@ def vm_kib(field: str) -> int:
 def load_row(model_dir: str) -> dict:
     """Peak resident memory and time to load the sharded bf16 checkpoint as float32, in this fresh process."""
     import torch
-    from transformers import Glm4vForConditionalGeneration
+    from transformers import AutoModelForImageTextToText
     from transformers.utils import logging
 
     logging.disable_progress_bar()
     before = vm_kib("VmRSS")
     t0 = time.perf_counter()
-    model = Glm4vForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)  # glm4v, or glm4v_moe (--moe)
     ms = (time.perf_counter() - t0) * 1000
     n = sum(p.numel() for p in model.parameters())
     return {"load_ms": ms, "rss_before_mib": before / 1024, "peak_rss_mib": vm_kib("VmHWM") / 1024,
@@ -58,7 +58,7 @@ def put(res: dict, name: str, t: tuple[list[float], list[float]]) -> None:
 def run_rows(args) -> dict:
     import torch
     from safetensors import safe_open
-    from transformers import DynamicCache, Glm4vForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, DynamicCache
     from transformers.utils import logging
 
     logging.disable_progress_bar()
@@ -67,7 +67,7 @@ def run_rows(args) -> dict:
     with safe_open(f"{args.model}/inputs.safetensors", "pt") as f:
         inp = {k: f.get_tensor(k) for k in f.keys()}
         meta = f.metadata()
-    model = Glm4vForConditionalGeneration.from_pretrained(args.model, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32)
     model.eval()
     rows = set(args.rows.split(","))
     import transformers

@@ -5,13 +5,20 @@ import type { Glm4vConfig } from '../../models/glm4v/config';
 
 type Grid = readonly number[];
 
+/** glm4v_moe's MoE layers (after first_k_dense_replace): the router, then the chosen and the shared experts only. */
+interface MoeTextFields { first_k_dense_replace?: number; moe_intermediate_size?: number; num_experts_per_tok?: number; n_shared_experts?: number; n_routed_experts?: number }
+
 /** One text decoder pass: L new tokens per row attending to S keys, B rows, lm_head on `logitRows` rows in all. */
 export function textFlops(cfg: Glm4vConfig, B: number, L: number, S: number, logitRows: number): number {
-  const t = cfg.text_config;
-  const D = t.hidden_size, H = t.num_attention_heads, Hkv = t.num_key_value_heads, Dh = t.headDim, I = t.intermediate_size;
-  const perToken = 2 * (D * H * Dh + 2 * D * Hkv * Dh + H * Dh * D + D * 2 * I + I * D);
-  const attention = 2 * 2 * H * L * S * Dh;
-  return t.num_hidden_layers * B * (L * perToken + attention) + logitRows * 2 * D * t.vocab_size;
+  const t = cfg.text_config as Glm4vConfig['text_config'] & MoeTextFields;
+  const D = t.hidden_size, H = t.num_attention_heads, Hkv = t.num_key_value_heads, Dh = t.headDim;
+  const mlp = (I: number) => 2 * 3 * D * I;
+  const attn = 2 * (D * H * Dh + 2 * D * Hkv * Dh + H * Dh * D);
+  const moe = t.n_routed_experts ? 2 * D * t.n_routed_experts + mlp((t.num_experts_per_tok! + t.n_shared_experts!) * t.moe_intermediate_size!) : 0;
+  const dense = t.n_routed_experts ? t.first_k_dense_replace! : t.num_hidden_layers;
+  const perToken = dense * (attn + mlp(t.intermediate_size)) + (t.num_hidden_layers - dense) * (attn + moe);
+  const attention = t.num_hidden_layers * 2 * 2 * H * L * S * Dh;
+  return B * (L * perToken + attention) + logitRows * 2 * D * t.vocab_size;
 }
 
 /** The vision tower on the given grids (each temporal slice of each image is one attention span). */

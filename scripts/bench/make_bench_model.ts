@@ -1,15 +1,18 @@
 // The benchmark's model: one GLM-4.1V-architecture config large enough that matmuls dominate, with fixed
 // pseudo-random weights saved in Hugging Face layout (bf16, sharded, model.safetensors.index.json), plus the fixed
 // inputs every benchmark row uses (inputs.safetensors). Written in TS so the benchmark needs no Python.
-// Usage: npx tsx scripts/bench/make_bench_model.ts [DIR]   (default out/bench_model; kept when already complete)
+// Usage: npx tsx scripts/bench/make_bench_model.ts [--moe] [DIR]   (default out/bench_model, --moe out/bench_model_moe)
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeSafetensors, WriteTensor } from '../../lib/safetensors';
 import { parseGlm4vConfig } from '../../models/glm4v/config';
 import { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import { parseGlm4vMoeConfig } from '../../models/glm4v_moe/config';
+import { buildGlm4vMoe } from '../../models/glm4v_moe/model';
 import { mulberry32 as rng } from '../../lib/rng';
 
 export const DEFAULT_DIR = path.resolve(__dirname, '../../out/bench_model');
+export const DEFAULT_MOE_DIR = path.resolve(__dirname, '../../out/bench_model_moe');
 
 const VOCAB = 8192;
 // GLM's special tokens sit at the top of the vocabulary, in the order of the real tokenizer (tiny_models.py).
@@ -45,6 +48,23 @@ export const BENCH_CONFIG = {
   video_start_token_id: SPECIAL.beginVideo, video_end_token_id: SPECIAL.endVideo,
 };
 
+/**
+ * The MoE rows' model (`--moe`): the dense model's shapes as a glm4v_moe (GLM-4.5V layout): layer 0 dense, layers 1-7
+ * with 16 routed experts of width 704 (top-4 inside the best 2 of 4 groups) and one shared expert, so a token passes
+ * 5 x 704 = 3520 MLP columns where the dense model has 2816, out of 17 x 704 held per layer.
+ */
+export const BENCH_MOE_CONFIG = {
+  ...BENCH_CONFIG,
+  architectures: ['Glm4vMoeForConditionalGeneration'],
+  model_type: 'glm4v_moe',
+  text_config: {
+    ...BENCH_CONFIG.text_config, model_type: 'glm4v_moe_text', head_dim: 64, attention_bias: true,
+    moe_intermediate_size: 704, n_routed_experts: 16, num_experts_per_tok: 4, n_shared_experts: 1, n_group: 4,
+    topk_group: 2, first_k_dense_replace: 1, norm_topk_prob: true, routed_scaling_factor: 1.0,
+  },
+  vision_config: { ...BENCH_CONFIG.vision_config, model_type: 'glm4v_moe_vision' },
+};
+
 /** The shapes of every benchmark row (the inputs file holds tensors of exactly these sizes). */
 export const BENCH_SHAPES = {
   visionGrid: [1, 32, 32], // a 448 x 448 image: 1024 patches, 256 LLM tokens
@@ -58,7 +78,7 @@ export const BENCH_SHAPES = {
 };
 
 const SHARD_BYTES = 120 * 1024 * 1024;
-const STAMP = 'bench-model-v1';
+const STAMPS = { glm4v: 'bench-model-v1', glm4v_moe: 'bench-moe-model-v1' };
 
 
 function hash(s: string): number {
@@ -79,6 +99,7 @@ function weightFor(key: string, shape: number[]): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1), seed = hash(key);
   const leaf = key.slice(key.lastIndexOf('.') + 1);
   if (leaf === 'bias') return uniform(n, seed, 0.02);
+  if (leaf === 'e_score_correction_bias') return uniform(n, seed, 0.01); // small: the router's scores pick the experts
   if (shape.length === 1) return uniform(n, seed, 0.1, 1); // norm weights
   if (key.includes('embed_tokens') || key.includes('position_embedding')) return uniform(n, seed, 1);
   return uniform(n, seed, 1 / Math.sqrt(n / shape[0]!)); // [out, in, ...]: fan-in scaling
@@ -125,19 +146,21 @@ function makeInputs(): { tensors: Array<[string, WriteTensor]>; meta: Record<str
   return { tensors, meta };
 }
 
-export function isComplete(dir: string): boolean {
+export function isComplete(dir: string, config: { model_type: string } = BENCH_CONFIG): boolean {
   const f = path.join(dir, 'stamp.json');
-  return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8')).stamp === STAMP;
+  return fs.existsSync(f) && JSON.parse(fs.readFileSync(f, 'utf8')).stamp === STAMPS[config.model_type as keyof typeof STAMPS];
 }
 
 /** Writes config.json, the bf16 shards with their index, and inputs.safetensors; returns the float32 weight bytes. */
-export function makeBenchModel(dir = DEFAULT_DIR): { dir: string; params: number } {
+export function makeBenchModel(dir = DEFAULT_DIR, config: typeof BENCH_CONFIG | typeof BENCH_MOE_CONFIG = BENCH_CONFIG): { dir: string; params: number } {
   fs.mkdirSync(dir, { recursive: true });
   fs.rmSync(path.join(dir, 'stamp.json'), { force: true });
   for (const f of fs.readdirSync(dir)) if (f.endsWith('.safetensors')) fs.rmSync(path.join(dir, f));
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(BENCH_CONFIG, null, 2) + '\n');
+  // routed_scaling_factor 1.0 must stay a float literal for transformers' strict config
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2).replace(/("routed_scaling_factor": \d+)\n/, '$1.0\n') + '\n');
   // Only the key set and shapes are needed: constructing a module allocates no tensors.
-  const params = new Glm4vForConditionalGeneration(parseGlm4vConfig(BENCH_CONFIG)).namedParams();
+  const model = config.model_type === 'glm4v_moe' ? buildGlm4vMoe(parseGlm4vMoeConfig(config)) : new Glm4vForConditionalGeneration(parseGlm4vConfig(config));
+  const params = model.namedParams();
   const shards: Array<Array<[string, number[]]>> = [[]];
   let bytes = 0, total = 0, count = 0;
   for (const [key, p] of params) {
@@ -160,13 +183,14 @@ export function makeBenchModel(dir = DEFAULT_DIR): { dir: string; params: number
   fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify(index, null, 2) + '\n');
   const inputs = makeInputs();
   writeSafetensors(path.join(dir, 'inputs.safetensors'), inputs.tensors, inputs.meta);
-  fs.writeFileSync(path.join(dir, 'stamp.json'), JSON.stringify({ stamp: STAMP, params: count, shards: shards.length }) + '\n');
+  fs.writeFileSync(path.join(dir, 'stamp.json'), JSON.stringify({ stamp: STAMPS[config.model_type as keyof typeof STAMPS], params: count, shards: shards.length }) + '\n');
   return { dir, params: count };
 }
 
 if (require.main === module) {
-  const dir = path.resolve(process.argv[2] ?? DEFAULT_DIR);
+  const moe = process.argv.includes('--moe');
+  const dir = path.resolve(process.argv.slice(2).find((a) => a !== '--moe') ?? (moe ? DEFAULT_MOE_DIR : DEFAULT_DIR));
   const t0 = performance.now();
-  const { params } = makeBenchModel(dir);
+  const { params } = makeBenchModel(dir, moe ? BENCH_MOE_CONFIG : BENCH_CONFIG);
   console.log(`${dir}: ${(params / 1e6).toFixed(1)} M parameters in bf16, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }

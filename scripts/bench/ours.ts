@@ -8,7 +8,7 @@ import { initBackend, shutdownBackend } from '../../lib/backend';
 import { loadNativeBackend } from '../../lib/native/load';
 import { decodeOne, prefill } from '../../lib/generate';
 import { HostTensor, SafetensorsFile } from '../../lib/safetensors';
-import { AdamW, paramGroups } from '../../lib/train/adamw';
+import { AdamW, fusedParameterSets, paramGroups } from '../../lib/train/adamw';
 import { microBatchGrads } from '../../lib/train/step';
 import { loadModel } from '../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
@@ -181,11 +181,11 @@ async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) =
   const h = inp('train.pixel_values');
   const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
   const grid = JSON.parse(meta.train_grid_thw!) as number[][];
-  const params = model.namedParameters();
+  const params = new Map([...model.namedParameters()].filter(([, v]) => v.trainable)); // glm4v_moe's correction bias is a buffer
   // Fits the 4 GiB wasm heap without activation checkpointing since the backward frees as it goes (lib/train/backward.ts).
   if (o.checkpointing !== 'none') model.gradientCheckpointingEnable(params.values());
   if (o.checkpointing === 'text') model.model.visual.gradientCheckpointing = undefined;
-  const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8 });
+  const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8, fused: fusedParameterSets(model, params) });
   const losses: number[] = [];
   const step = async () => {
     const { loss, grads } = microBatchGrads(model, { inputIds: ids, pixelValues: pv, imageGridThw: grid, labels }, params, 1);
