@@ -2,9 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend } from '../lib/backend';
-import { ChatDataset } from '../lib/train/data';
-import { checkpointDir, listCheckpoints } from '../lib/train/resume';
-import { Progress, train, TrainOptions } from '../lib/train/trainer';
+import { ChatDataset } from '../train/data';
+import { checkpointDir, listCheckpoints } from '../train/resume';
+import { Progress, train, TrainOptions } from '../train/trainer';
 import { loadModel } from '../models/glm4v/auto';
 import { CliError, FlagSpec, parseArgs, Parsed } from './args';
 

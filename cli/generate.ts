@@ -2,9 +2,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { initBackend } from '../lib/backend';
-import type { GenerateOptions } from '../lib/generate';
-import { readGenerationConfig } from '../lib/generation_config';
-import { streamGenerate } from '../lib/streaming';
+import type { GenerateOptions } from '../generation/generate';
+import { readGenerationConfig } from '../generation/generation_config';
+import { streamGenerate } from '../generation/streaming';
 import { loadModel } from '../models/glm4v/auto';
 import type { CausalLmInputs } from '../models/glm4v/model';
 import type { ContentPart } from '../processors/chat_template';

@@ -202,3 +202,8 @@ export class ModuleList<T extends Module> extends Module implements Iterable<T> 
     return this.items[Symbol.iterator]();
   }
 }
+
+/** A module whose parameters are slices of fewer torch parameters (glm4v_moe's experts): each set is one of those. */
+export interface HoldsFusedParameters {
+  fusedParameters(prefix: string): string[][];
+}

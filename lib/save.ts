@@ -6,10 +6,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
 import { isObject, readJson } from './config';
+import type { Module } from './module';
 import { WriteTensor, writeSafetensorsAsync } from './safetensors';
-import { loraLayers } from './train/lora';
 
 /** The non-weight files of a GLM-V checkpoint folder, copied when present. */
 export const CHECKPOINT_FILES = [
@@ -65,7 +64,7 @@ const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const CACHES_READS = new Set(['webgpu', 'webgl']);
 
 /** Reads a float32 tensor that the caller owns, then disposes it. */
-async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+export async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
   try {
     return (await t.data()) as Float32Array;
   } finally {
@@ -84,20 +83,19 @@ export async function readFloat32(t: tf.Tensor): Promise<Float32Array> {
   return readAndDispose(tf.tidy(() => tf.mul(t, tf.scalar(1))));
 }
 
+/** What saving needs of a model: its parameters and modules, and the config it was built from (`raw`). */
+export type SavableModel = Module & { readonly config: { readonly raw: unknown } };
+
 /**
- * The checkpoint's tensors: adapters dropped, adapted weights merged (W + scale B A), then each module that saves its
- * own tensors (SavesOwnTensors) rewrites those under its prefix. A tied parameter is written once, under its first
+ * The checkpoint's tensors: every parameter, then each module that saves its own tensors (SavesOwnTensors: LoRA
+ * layers write their merged weight and drop the adapters; fused MoE experts) rewrites those under its prefix. A tied parameter is written once, under its first
  * name (embed_tokens, not lm_head), as transformers' save_pretrained.
  */
-export function checkpointTensors(model: Glm4vForConditionalGeneration): SaveTensor[] {
-  const merged = new Map([...loraLayers(model)].map(([p, lora]) => [`${p}.weight`, lora]));
-  let tensors: SaveTensor[] = [];
-  for (const [key, p] of model.namedParams()) {
-    if (/\.lora_[AB]\.weight$/.test(key)) continue;
-    const lora = merged.get(key);
-    tensors.push({ key, shape: p.shape, read: () => (lora ? readAndDispose(lora.mergedWeight()) : readFloat32(p.value)) });
-  }
-  for (const [prefix, m] of model.namedModules()) {
+export function checkpointTensors(model: SavableModel): SaveTensor[] {
+  let tensors: SaveTensor[] = [...model.namedParams()].map(([key, p]) => ({ key, shape: p.shape, read: () => readFloat32(p.value) }));
+  // the deepest modules first: a LoRA layer inside fused experts gives its merged weight before they fuse it
+  const depth = (prefix: string) => (prefix === '' ? 0 : prefix.split('.').length);
+  for (const [prefix, m] of [...model.namedModules()].sort((a, b) => depth(b[0]) - depth(a[0]))) {
     if (!savesOwnTensors(m)) continue;
     const under = (t: SaveTensor) => prefix === '' || t.key.startsWith(`${prefix}.`);
     const at = tensors.findIndex(under);
@@ -108,7 +106,7 @@ export function checkpointTensors(model: Glm4vForConditionalGeneration): SaveTen
   return tensors;
 }
 
-function checkpointEntries(model: Glm4vForConditionalGeneration, dtype: 'F32' | 'BF16'): Entry[] {
+function checkpointEntries(model: SavableModel, dtype: 'F32' | 'BF16'): Entry[] {
   return checkpointTensors(model).map((t) => {
     const d = t.keepFloat32 ? 'F32' : dtype;
     return { key: t.key, shape: t.shape, dtype: d, produce: async () => ({ dtype: d, shape: t.shape, data: await t.read() }) };
@@ -150,7 +148,7 @@ function stringifyKeepingFloats(value: unknown): string {
  * config.json with `dtype` (and the older `torch_dtype`, when present) saying what the weights are stored in, and
  * `tie_word_embeddings` true when the model is tied. Copied from `copyFrom` with its float literals intact.
  */
-function configJson(model: Glm4vForConditionalGeneration, copyFrom: string | undefined, dtype: 'F32' | 'BF16'): string {
+function configJson(model: SavableModel, copyFrom: string | undefined, dtype: 'F32' | 'BF16'): string {
   const file = copyFrom && path.join(copyFrom, 'config.json');
   let src: unknown = model.config.raw;
   if (file && fs.existsSync(file)) {
@@ -167,7 +165,7 @@ function configJson(model: Glm4vForConditionalGeneration, copyFrom: string | und
 }
 
 /** Writes the files of the checkpoint into `dir`, which must exist and be empty. */
-async function writeCheckpointFiles(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions): Promise<void> {
+async function writeCheckpointFiles(model: SavableModel, dir: string, opts: SaveOptions): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const entries = checkpointEntries(model, dtype);
   const metadata = { format: 'pt' }; // transformers refuses safetensors files without format pt/tf/flax/mlx
@@ -236,7 +234,7 @@ export async function writeFolderAtomically(dir: string, write: (tmp: string) =>
  * writeFolderAtomically). LoRA layers are saved merged, under the base checkpoint keys. The model must not be
  * changed until the returned promise settles.
  */
-export async function saveCheckpoint(model: Glm4vForConditionalGeneration, dir: string, opts: SaveOptions = {}): Promise<void> {
+export async function saveCheckpoint(model: SavableModel, dir: string, opts: SaveOptions = {}): Promise<void> {
   if (opts.shardBytes !== undefined && !(opts.shardBytes > 0)) throw new Error(`shardBytes must be > 0, got ${opts.shardBytes}`);
   await writeFolderAtomically(dir, (tmp) => writeCheckpointFiles(model, tmp, opts));
 }

@@ -1,8 +1,8 @@
 // One request inside the server's running batch: its job (what the HTTP layer asked for), its stop strings, its
 // text stream; and the model inputs of a group of jobs prefilled together.
 import * as tf from '@tensorflow/tfjs';
-import { Sampler } from '../lib/sampling';
-import { TextStreamer } from '../lib/streaming';
+import { Sampler } from '../generation/sampling';
+import { TextStreamer } from '../generation/streaming';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
 
 export type FinishReason = 'stop' | 'length' | 'abort';

@@ -1,9 +1,9 @@
 // The server's generation loop: one running batch that requests join and leave between decode steps (continuous
 // batching, as vLLM does). Requests wait in arrival order (FIFO); at each step, while the batch has fewer than
 // maxBatch rows, the waiting ones are prefilled together as a step of their own and their rows appended to the
-// running batch's KV cache (the shorter side left-padded, lib/generate.ts appendRows). A row that finishes or whose
+// running batch's KV cache (the shorter side left-padded, generation/generate.ts appendRows). A row that finishes or whose
 // client disconnects is gathered out before the next decode step, so its memory goes at once (keepRows).
-import { DecodeState, appendRows, decodeOne, keepRows, prefill } from '../lib/generate';
+import { DecodeState, appendRows, decodeOne, keepRows, prefill } from '../generation/generate';
 import { EngineParts, Job, Row, batchInputs } from './rows';
 
 export type { EngineParts, FinishReason, Job, Pixels } from './rows';

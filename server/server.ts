@@ -6,9 +6,9 @@
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import * as path from 'path';
-import type { GenerateOptions } from '../lib/generate';
-import { readGenerationConfig } from '../lib/generation_config';
-import { makeSampler } from '../lib/sampling';
+import type { GenerateOptions } from '../generation/generate';
+import { readGenerationConfig } from '../generation/generation_config';
+import { makeSampler } from '../generation/sampling';
 import { loadModel } from '../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
 import { ProcessorError } from '../processors/errors';

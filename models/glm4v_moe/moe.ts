@@ -4,9 +4,8 @@
 // one, and Glm4vMoeTextExperts writes it where transformers does (glm46v). Tokens go only to the experts they chose:
 // each expert gathers its rows, runs, and scatter-adds them back.
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Parameter } from '../../lib/module';
+import { HoldsFusedParameters, Module, ModuleList, Parameter } from '../../lib/module';
 import type { SaveTensor, SavesOwnTensors } from '../../lib/save';
-import type { HoldsFusedParameters } from '../../lib/train/adamw';
 import { Linear } from '../../layers/linear';
 import { siluMul } from '../../layers/ops/activations';
 import type { Glm4vMoeTextConfig } from './config';

@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CliError, parseArgs } from '../../cli/args';
 import { initBackend, shutdownBackend } from '../../lib/backend';
-import { generate } from '../../lib/generate';
+import { generate } from '../../generation/generate';
 import { loadModel } from '../../models/glm4v/auto';
 import type { ChatMessage, ContentPart } from '../../processors/chat_template';
 import { loadImage, RgbImage } from '../../processors/image_io';

@@ -1,7 +1,7 @@
 // The labelled token rows of a chat JSONL as our loader builds them (ids, labels, image path), as JSON for
 // research/shapes/torch_recipe.py:   npx tsx research/shapes/export_rows.ts MODEL_DIR IN.jsonl OUT.json
 import * as fs from 'fs';
-import { ChatDataset } from '../../lib/train/data';
+import { ChatDataset } from '../../train/data';
 const [model, file, out] = process.argv.slice(2);
 const ds = ChatDataset.fromPretrained(model!);
 const d = ds.load(file!);

@@ -6,10 +6,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, shutdownBackend } from '../../lib/backend';
 import { loadNativeBackend } from '../../lib/native/load';
-import { decodeOne, prefill } from '../../lib/generate';
+import { decodeOne, prefill } from '../../generation/generate';
 import { HostTensor, SafetensorsFile } from '../../lib/safetensors';
-import { AdamW, fusedParameterSets, paramGroups } from '../../lib/train/adamw';
-import { microBatchGrads } from '../../lib/train/step';
+import { AdamW, fusedParameterSets, paramGroups } from '../../train/adamw';
+import { microBatchGrads } from '../../train/step';
 import { loadModel } from '../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 
@@ -173,7 +173,7 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
 }
 
 /**
- * Training steps as the package takes them (lib/train: microBatchGrads on the whole batch, then AdamW with decoupled
+ * Training steps as the package takes them (train/: microBatchGrads on the whole batch, then AdamW with decoupled
  * decay on every parameter, as torch.optim.AdamW(model.parameters()) does); no clipping, as on the PyTorch side.
  */
 async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) => HostTensor, meta: Record<string, string>, o: RunOptions): Promise<Record<string, unknown>> {
@@ -182,7 +182,7 @@ async function trainRow(model: Glm4vForConditionalGeneration, inp: (k: string) =
   const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]);
   const grid = JSON.parse(meta.train_grid_thw!) as number[][];
   const params = new Map([...model.namedParameters()].filter(([, v]) => v.trainable)); // glm4v_moe's correction bias is a buffer
-  // Fits the 4 GiB wasm heap without activation checkpointing since the backward frees as it goes (lib/train/backward.ts).
+  // Fits the 4 GiB wasm heap without activation checkpointing since the backward frees as it goes (train/backward.ts).
   if (o.checkpointing !== 'none') model.gradientCheckpointingEnable(params.values());
   if (o.checkpointing === 'text') model.model.visual.gradientCheckpointing = undefined;
   const opt = new AdamW(params, paramGroups(params, 0.01, true), { lr: 1e-5, betas: [0.9, 0.999], eps: 1e-8, fused: fusedParameterSets(model, params) });

@@ -5,7 +5,7 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../../lib/backend';
-import { decodeOne, prefill } from '../../lib/generate';
+import { decodeOne, prefill } from '../../generation/generate';
 import { SafetensorsFile } from '../../lib/safetensors';
 import { loadModel } from '../../models/glm4v/auto';
 import { DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';

@@ -6,7 +6,7 @@ spec/fixtures/model/tiny_a_batch.safetensors (two left-padded prompts with image
 checkpoint (scripts/train/saved_logits.ts), prints the largest difference on non-padding tokens, and writes
 spec/fixtures/train/saved_tiny_a.safetensors: `logits:<case>` (transformers) and, in the metadata, each case's
 finetune arguments, and copies each checkpoint's config and weights to spec/fixtures/train/saved/<case>/.
-spec/lib/train/saved.spec.ts compares our logits on those weights with the file's, and replays the arguments to check
+spec/train/saved.spec.ts compares our logits on those weights with the file's, and replays the arguments to check
 what finetune writes.
 
 Rerun (from the repository root, about a minute):

@@ -2,7 +2,7 @@
 // Usage: npx tsx scripts/train/saved_logits.ts CHECKPOINT_DIR INPUTS.safetensors OUT.safetensors
 //   INPUTS holds `in:*` tensors (contracts.md); OUT gets `logits` [B, L, V] (F32).
 import { initBackend, shutdownBackend } from '../../lib/backend';
-import { referenceInputs } from '../../lib/parity';
+import { referenceInputs } from '../../cli/parity_runner';
 import { readAllSafetensors, writeSafetensors } from '../../lib/safetensors';
 import { loadModel } from '../../models/glm4v/auto';
 

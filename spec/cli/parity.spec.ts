@@ -73,7 +73,7 @@ describe('glm46v parity on a reference file of another kind', () => {
     [fixturePath('processor', 'chat_batch.safetensors'), `a processor reference (proc:* tensors with proc:input_ids): ${WANTS}; its checks run in spec/processors/`],
     [fixturePath('video', 'proc_clip_a.safetensors'), `a processor reference (proc:* tensors with proc:input_ids): ${WANTS}; its checks run in spec/processors/`],
     [fixturePath('vision', 'tiny_a_image_8x12.safetensors'), `a vision-tower reference (out:model.visual.* without in:input_ids): ${WANTS}; its checks run in spec/models/glm4v/vision.spec.ts`],
-    [fixturePath('train', 'adamw_tiny_a.safetensors'), `an optimizer reference (tensors param:*, sched:*, step1:*, train:*): ${WANTS}; its checks run in spec/lib/train/adamw.spec.ts`],
+    [fixturePath('train', 'adamw_tiny_a.safetensors'), `an optimizer reference (tensors param:*, sched:*, step1:*, train:*): ${WANTS}; its checks run in spec/train/adamw.spec.ts`],
   ] as const) {
     it(`names the kind of ${path.relative(fixturePath(), file)} and what it needs`, async () => {
       expect(await refusal('--reference', file)).to.equal(`${file} is ${what}`);

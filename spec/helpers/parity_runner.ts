@@ -2,7 +2,7 @@
 // comparison, fail with the worst offenders listed.
 import { expect } from 'chai';
 import { generateGreedy } from '../../cli/parity_generate';
-import { Comparison, runParity } from '../../lib/parity';
+import { Comparison, runParity } from '../../cli/parity_runner';
 import { loadModel } from '../../models/glm4v/auto';
 import { loadReference } from './fixtures';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { checkpoint } from '../../layers/grad_checkpoint';
 import { loadModel } from '../../models/glm4v/auto';
-import { referenceInputs } from '../../lib/parity';
+import { referenceInputs } from '../../cli/parity_runner';
 import { fixturePath, loadReference } from '../helpers/fixtures';
 
 const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);

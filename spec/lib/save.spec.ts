@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CheckpointReader } from '../../lib/checkpoint';
 import { saveCheckpoint } from '../../lib/save';
 import { bf16ToF32, f32ToBf16 } from '../../lib/safetensors';
-import { applyLora, loraParameters } from '../../lib/train/lora';
+import { applyLora, loraParameters } from '../../train/lora';
 import { loadModel } from '../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import { expectCloseAsync } from '../helpers/expect_close';

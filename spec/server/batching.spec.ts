@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'chai';
 import * as path from 'path';
-import { argmax } from '../../lib/sampling';
+import { argmax } from '../../generation/sampling';
 import { loadModel } from '../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import { Glm46VImageProcessor } from '../../processors/image_processor';

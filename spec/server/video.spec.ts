@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { generate } from '../../lib/generate';
+import { generate } from '../../generation/generate';
 import { Glm46VImageProcessor } from '../../processors/image_processor';
 import { loadProcessor } from '../../processors/processor';
 import { DecodedVideo, loadFrameFolder, loadVideoFile } from '../../processors/video_io';

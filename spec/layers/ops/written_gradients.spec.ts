@@ -1,6 +1,6 @@
 // The ops whose gradients are written out (customGrad, to keep fewer tensors for the backward pass) must give
 // autodiff's gradients bit for bit where the model uses them, including how rmsNorm's add up with the residual
-// branch it sits on: otherwise training trajectories move (spec/lib/train/saved.spec.ts replays a finetune and
+// branch it sits on: otherwise training trajectories move (spec/train/saved.spec.ts replays a finetune and
 // compares with transformers). The other ops' inputs have no second use in the model.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel } from '../../../models/glm4v/auto';
 import { Glm46VForConditionalGeneration, Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
-import { referenceInputs } from '../../../lib/parity';
+import { referenceInputs } from '../../../cli/parity_runner';
 import { mmTokenTypeIds } from '../../../models/glm4v/placeholders';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 import { expectReferenceParity } from '../../helpers/parity_runner';

@@ -4,7 +4,7 @@
 // an image and a video, which the reference itself refuses, against a reference assembled from its pieces.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { referenceInputs } from '../../../lib/parity';
+import { referenceInputs } from '../../../cli/parity_runner';
 import { loadModel } from '../../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
 import { mmTokenTypeIds, VIDEO } from '../../../models/glm4v/placeholders';

@@ -3,11 +3,11 @@
 // experts as one fused tensor, so an unchosen expert still decays and advances its moments: ours must do the same.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { referenceInputs } from '../../../lib/parity';
-import { AdamW, fusedParameterSets, paramGroups } from '../../../lib/train/adamw';
-import { clipGradNorm } from '../../../lib/train/clip';
-import { cosineWithWarmup } from '../../../lib/train/schedule';
-import { microBatchGrads } from '../../../lib/train/step';
+import { referenceInputs } from '../../../cli/parity_runner';
+import { AdamW, fusedParameterSets, paramGroups } from '../../../train/adamw';
+import { clipGradNorm } from '../../../train/clip';
+import { cosineWithWarmup } from '../../../train/schedule';
+import { microBatchGrads } from '../../../train/step';
 import { loadModel } from '../../../models/glm4v/auto';
 import type { Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
 import { Glm4vMoeTextTopkRouter } from '../../../models/glm4v_moe/moe';
@@ -84,7 +84,7 @@ async function worstParam(model: Glm4vForConditionalGeneration, check: boolean):
 describe('AdamW + clip_grad_norm_ on glm4v_moe vs torch.optim.AdamW on fused experts (moe_a, 5 steps)', () => {
   it('every step routes as torch, with experts left unchosen; every parameter ends within 1e-4 of torch', async () => {
     const { model, routes, losses, norms } = await train(true);
-    // as spec/lib/train/adamw.spec.ts: rtol 1e-5 before the first step, 1e-4 along the way
+    // as spec/train/adamw.spec.ts: rtol 1e-5 before the first step, 1e-4 along the way
     expectClose(losses.slice(0, 1), ref.get('train:loss').data.subarray(0, 1), { atol: 0, rtol: 1e-5, label: 'loss 1' });
     expectClose(norms.slice(0, 1), ref.get('train:grad_norm').data.subarray(0, 1), { atol: 0, rtol: 1e-5, label: 'grad norm 1' });
     expectClose(losses, ref.get('train:loss').data, { atol: 0, rtol: 1e-4, label: 'losses' });

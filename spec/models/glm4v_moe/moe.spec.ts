@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { referenceInputs } from '../../../lib/parity';
+import { referenceInputs } from '../../../cli/parity_runner';
 import { HostTensor, WriteTensor, readAllSafetensors, writeSafetensors } from '../../../lib/safetensors';
 import { loadModel } from '../../../models/glm4v/auto';
 import { Glm46VForConditionalGeneration } from '../../../models/glm4v/model';

@@ -3,7 +3,7 @@
 // MoE backbone), had transformers load them (no missing or unexpected keys, correction bias untouched), checked that
 // their layout is what transformers' own save_pretrained writes (per-expert for glm4v_moe, fused for glm46v; router
 // weight and correction bias F32 in BF16 saves), and recorded its logits; the checkpoints are committed beside them.
-// Replaying the fine-tune checks what finetune writes (files, config text, names, dtypes, shapes), as spec/lib/train/saved.
+// Replaying the fine-tune checks what finetune writes (files, config text, names, dtypes, shapes), as spec/train/saved.
 import { expect } from 'chai';
 import { createHash } from 'crypto';
 import * as fs from 'fs';
@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { command } from '../../../cli/finetune';
 import { CheckpointReader } from '../../../lib/checkpoint';
-import { compare, referenceInputs } from '../../../lib/parity';
+import { compare, referenceInputs } from '../../../cli/parity_runner';
 import { loadModel } from '../../../models/glm4v/auto';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 

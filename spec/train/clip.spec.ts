@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { clipGradNorm } from '../../../lib/train/clip';
-import { expectCloseAsync } from '../../helpers/expect_close';
+import { clipGradNorm } from '../../train/clip';
+import { expectCloseAsync } from '../helpers/expect_close';
 
 describe('clipGradNorm (torch.nn.utils.clip_grad_norm_)', () => {
   it('scales every gradient by max_norm / (norm + 1e-6) when the global norm is larger', async () => {

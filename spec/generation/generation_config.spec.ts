@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { readGenerationConfig } from '../../lib/generation_config';
+import { readGenerationConfig } from '../../generation/generation_config';
 import { fixturePath } from '../helpers/fixtures';
 
 describe('readGenerationConfig', () => {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { variableGradsFreeing } from '../../../lib/train/backward';
-import { referenceInputs } from '../../../lib/parity';
-import { loadModel } from '../../../models/glm4v/auto';
-import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { variableGradsFreeing } from '../../train/backward';
+import { referenceInputs } from '../../cli/parity_runner';
+import { loadModel } from '../../models/glm4v/auto';
+import { fixturePath, loadReference } from '../helpers/fixtures';
 
 type Grads = (f: () => tf.Scalar, vars: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap };
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { constantWithWarmup, cosineWithWarmup } from '../../../lib/train/schedule';
-import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { constantWithWarmup, cosineWithWarmup } from '../../train/schedule';
+import { fixturePath, loadReference } from '../helpers/fixtures';
 
 describe('learning-rate schedules vs transformers (LambdaLR.get_last_lr, 16 steps)', () => {
   const ref = loadReference(fixturePath('train', 'adamw_tiny_a.safetensors'));

@@ -2,9 +2,9 @@
 // p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 // tf.train has no AdamW (tfjs_notes.md section 6), so this owns its state: per parameter a step count and the two moments.
 import * as tf from '@tensorflow/tfjs';
-import type { Module } from '../module';
-import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../safetensors';
-import { readFloat32 } from '../save';
+import type { HoldsFusedParameters, Module } from '../lib/module';
+import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../lib/safetensors';
+import { readFloat32 } from '../lib/save';
 
 export interface ParamGroup {
   /** checkpoint keys of the parameters in this group */
@@ -23,11 +23,6 @@ export interface AdamWOptions {
    * step with a zero gradient (decay, moments, step count), as torch steps a fused tensor whose unused slices get 0.
    */
   fused?: string[][];
-}
-
-/** A module whose parameters are slices of fewer torch parameters (glm4v_moe's experts): each set is one of those. */
-export interface HoldsFusedParameters {
-  fusedParameters(prefix: string): string[][];
 }
 
 const holdsFused = (m: unknown): m is HoldsFusedParameters => typeof (m as Partial<HoldsFusedParameters>).fusedParameters === 'function';

@@ -1,7 +1,7 @@
 // generation_config.json -> GenerateOptions, as transformers' GenerationConfig: do_sample false means greedy.
 import * as fs from 'fs';
 import * as path from 'path';
-import { intList, isObject, readJson } from './config';
+import { intList, isObject, readJson } from '../lib/config';
 import type { GenerateOptions } from './generate';
 
 export function readGenerationConfig(dir: string): GenerateOptions {

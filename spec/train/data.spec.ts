@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ChatDataset, DataError } from '../../../lib/train/data';
-import { fixturePath } from '../../helpers/fixtures';
+import { ChatDataset, DataError } from '../../train/data';
+import { fixturePath } from '../helpers/fixtures';
 
 const TINY_A = fixturePath('models', 'tiny_a');
 const TRAIN = fixturePath('train', 'data', 'train.jsonl');

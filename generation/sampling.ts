@@ -1,6 +1,6 @@
 // Token sampling on host logits, after mlx-lm's make_sampler and transformers' logits processors/warpers, in
 // transformers' order: repetition penalty, temperature, top-k, top-p, then a seeded draw (or argmax).
-import { splitmix32 } from './rng';
+import { splitmix32 } from '../lib/rng';
 
 export function argmax(x: ArrayLike<number>): number {
   let best = 0;

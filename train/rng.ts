@@ -1,6 +1,6 @@
 // Data order for training: a seeded permutation per epoch, a pure function of (seed, epoch), so resuming needs only
 // the position (epoch, batch) and never a generator's hidden state.
-import { mixSeed, splitmix32 } from '../rng';
+import { mixSeed, splitmix32 } from '../lib/rng';
 
 export { mixSeed, splitmix32 };
 

@@ -2,10 +2,10 @@
 // the model produces: `rope:*`, `out:<module path>`, `logits`, `loss`, `grad:<param>`, `gen:sequences`.
 // Tensors are read with `await data()` only, so it runs on backends without synchronous reads (webgpu in Node).
 import * as tf from '@tensorflow/tfjs';
-import { captureOutputs } from './capture';
-import type { HostTensor } from './safetensors';
+import { captureOutputs } from '../lib/capture';
+import type { HostTensor } from '../lib/safetensors';
 import type { Glm4vForConditionalGeneration, CausalLmInputs } from '../models/glm4v/model';
-import { variableGradsFreeing } from './train/backward';
+import { variableGradsFreeing } from '../train/backward';
 
 export interface Comparison {
   name: string;

@@ -9,16 +9,16 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { command } from '../../../cli/finetune';
-import { CheckpointReader } from '../../../lib/checkpoint';
-import { compare, referenceInputs } from '../../../lib/parity';
-import { loadModel } from '../../../models/glm4v/auto';
-import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { command } from '../../cli/finetune';
+import { CheckpointReader } from '../../lib/checkpoint';
+import { compare, referenceInputs } from '../../cli/parity_runner';
+import { loadModel } from '../../models/glm4v/auto';
+import { fixturePath, loadReference } from '../helpers/fixtures';
 
 const ref = loadReference(fixturePath('train', 'saved_tiny_a.safetensors'));
 const cases = JSON.parse(ref.metadata.cases!) as Record<string, string[]>;
 const digests = JSON.parse(ref.metadata.weights_sha256!) as Record<string, string>;
-const ROOT = path.resolve(__dirname, '..', '..', '..');
+const ROOT = path.resolve(__dirname, '..', '..');
 
 async function quiet<T>(fn: () => Promise<T>): Promise<T> {
   const [w1, w2] = [process.stdout.write, process.stderr.write];

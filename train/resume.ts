@@ -5,8 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { readFloat32, writeFolderAtomically } from '../save';
-import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../safetensors';
+import { readFloat32, writeFolderAtomically } from '../lib/save';
+import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../lib/safetensors';
 import type { AdamW } from './adamw';
 
 export interface TrainerState {

@@ -4,11 +4,11 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { PNG } from 'pngjs';
-import { ChatDataset } from '../../../lib/train/data';
-import { listCheckpoints } from '../../../lib/train/resume';
-import { prepareTrainable, Progress, train, TrainOptions } from '../../../lib/train/trainer';
-import { loadModel } from '../../../models/glm4v/auto';
-import { fixturePath } from '../../helpers/fixtures';
+import { ChatDataset } from '../../train/data';
+import { listCheckpoints } from '../../train/resume';
+import { prepareTrainable, Progress, train, TrainOptions } from '../../train/trainer';
+import { loadModel } from '../../models/glm4v/auto';
+import { fixturePath } from '../helpers/fixtures';
 
 const TINY_A = fixturePath('models', 'tiny_a');
 const ds = ChatDataset.fromPretrained(TINY_A);

@@ -2,7 +2,7 @@
 // no num_items_in_batch (GLM-V): each micro-batch's mean loss / G is backpropagated and the gradients summed, then
 // clip_grad_norm_, then the optimizer. Nothing is read back to the host: the caller reads the loss once per step.
 import * as tf from '@tensorflow/tfjs';
-import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
 import type { AdamW } from './adamw';
 import { variableGradsFreeing } from './backward';
 import { clipGradNorm } from './clip';

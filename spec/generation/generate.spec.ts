@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { generate, generateTokens } from '../../lib/generate';
-import { argmax } from '../../lib/sampling';
-import { streamGenerate } from '../../lib/streaming';
+import { generate, generateTokens } from '../../generation/generate';
+import { argmax } from '../../generation/sampling';
+import { streamGenerate } from '../../generation/streaming';
 import { loadProcessor } from '../../processors/processor';
-import { referenceInputs } from '../../lib/parity';
+import { referenceInputs } from '../../cli/parity_runner';
 import { loadModel } from '../../models/glm4v/auto';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../models/glm4v/model';
 import { fixturePath, loadReference } from '../helpers/fixtures';

@@ -3,15 +3,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, paramGroups, scaleGroups } from '../../../lib/train/adamw';
-import { clipGradNorm } from '../../../lib/train/clip';
-import { cosineWithWarmup } from '../../../lib/train/schedule';
-import { microBatchGrads } from '../../../lib/train/step';
-import { referenceInputs } from '../../../lib/parity';
-import { loadModel } from '../../../models/glm4v/auto';
-import type { Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
-import { expectClose, expectCloseAsync } from '../../helpers/expect_close';
-import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { AdamW, paramGroups, scaleGroups } from '../../train/adamw';
+import { clipGradNorm } from '../../train/clip';
+import { cosineWithWarmup } from '../../train/schedule';
+import { microBatchGrads } from '../../train/step';
+import { referenceInputs } from '../../cli/parity_runner';
+import { loadModel } from '../../models/glm4v/auto';
+import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import { expectClose, expectCloseAsync } from '../helpers/expect_close';
+import { fixturePath, loadReference } from '../helpers/fixtures';
 
 const ref = loadReference(fixturePath('train', 'adamw_tiny_a.safetensors'));
 const cfg = JSON.parse(ref.metadata.train_config!) as {

@@ -4,8 +4,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { Glm4vForConditionalGeneration } from '../../models/glm4v/model';
-import { saveCheckpoint } from '../save';
+import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
+import { saveCheckpoint } from '../lib/save';
 import { AdamW, fusedParameterSets, paramGroups, scaleGroups } from './adamw';
 import { ChatDataset, Example, LoadedData } from './data';
 import { applyLora, loraParameters, setLoraTraining } from './lora';
@@ -14,7 +14,7 @@ import { checkpointDir, listCheckpoints, loadTrainingCheckpoint, pruneCheckpoint
 import { epochOrder, mixSeed } from './rng';
 import { cosineWithWarmup } from './schedule';
 import { trainStep } from './step';
-import { shiftedLabelTargets } from '../../layers/loss';
+import { shiftedLabelTargets } from '../layers/loss';
 
 export interface LoraConfig {
   rank: number;

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { Linear } from '../../../layers/linear';
-import { AdamW, paramGroups } from '../../../lib/train/adamw';
-import { applyLora, LoRALinear, loraParameters, mergeLora, setLoraTraining } from '../../../lib/train/lora';
-import { trainStep } from '../../../lib/train/step';
-import { referenceInputs } from '../../../lib/parity';
-import { loadModel } from '../../../models/glm4v/auto';
-import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../../models/glm4v/model';
-import { expectCloseAsync } from '../../helpers/expect_close';
-import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { Linear } from '../../layers/linear';
+import { AdamW, paramGroups } from '../../train/adamw';
+import { applyLora, LoRALinear, loraParameters, mergeLora, setLoraTraining } from '../../train/lora';
+import { trainStep } from '../../train/step';
+import { referenceInputs } from '../../cli/parity_runner';
+import { loadModel } from '../../models/glm4v/auto';
+import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../../models/glm4v/model';
+import { expectCloseAsync } from '../helpers/expect_close';
+import { fixturePath, loadReference } from '../helpers/fixtures';
 
 const TINY_A = fixturePath('models', 'tiny_a');
 const TARGETS = ['q_proj', 'v_proj', 'gate_up_proj'];

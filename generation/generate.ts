@@ -1,7 +1,7 @@
 // Generation after gpt-fast's split: prefill once (vision runs only there), then decode one token at a time with
 // the KV cache. New tokens sit at max(prompt positions) + 1 + k on all three M-RoPE axes (hf_reference 4.3).
 import * as tf from '@tensorflow/tfjs';
-import { TextCache } from './kv_cache';
+import { TextCache } from '../lib/kv_cache';
 import { Sampler, SamplerOptions, makeSampler } from './sampling';
 import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
 

@@ -3,8 +3,9 @@
 // PEFT's kaiming_uniform(a=sqrt(5))), B = lora_B.weight [out, r] = 0, so an adapted model starts equal to its base.
 // The model files know nothing of this: applyLora swaps Linear children through Module.replaceChild.
 import * as tf from '@tensorflow/tfjs';
-import { Linear } from '../../layers/linear';
-import type { Module } from '../module';
+import { Linear } from '../layers/linear';
+import type { Module } from '../lib/module';
+import { readAndDispose, type SaveTensor, type SavesOwnTensors } from '../lib/save';
 
 export interface LoraOptions {
   rank: number;
@@ -19,7 +20,7 @@ export interface LoraOptions {
  * A Linear (same `weight` / `bias` keys and variables as the layer it replaces) plus `lora_A` and `lora_B`.
  * Checkpoint keys of the base stay as they were; the adapters add `<path>.lora_A.weight` / `<path>.lora_B.weight`.
  */
-export class LoRALinear extends Linear {
+export class LoRALinear extends Linear implements SavesOwnTensors {
   readonly loraA: Linear;
   readonly loraB: Linear;
   readonly scale: number;
@@ -67,6 +68,13 @@ export class LoRALinear extends Linear {
   /** W + (alpha / r) B A: the weight of the equivalent plain Linear [out, in] (a new tensor). */
   mergedWeight(): tf.Tensor2D {
     return tf.tidy(() => tf.add(this.weight.value, tf.mul(tf.matMul(this.loraB.weight.value, this.loraA.weight.value), tf.scalar(this.scale))));
+  }
+
+  /** Saved as the plain Linear it computes: the merged weight under the base key, the adapters left out. */
+  checkpointTensors(prefix: string, tensors: SaveTensor[]): SaveTensor[] {
+    return tensors
+      .filter((t) => !t.key.startsWith(`${prefix}.lora_`))
+      .map((t) => (t.key === `${prefix}.weight` ? { ...t, read: () => readAndDispose(this.mergedWeight()) } : t));
   }
 
   /** The plain Linear this layer computes (mlx-lm `fuse`): merged weight, the same bias. This layer is left intact. */

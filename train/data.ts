@@ -6,11 +6,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { CausalLmInputs } from '../../models/glm4v/model';
-import type { ChatMessage } from '../../processors/chat_template';
-import { loadImage, RgbImage } from '../../processors/image_io';
-import { Glm4vProcessor, loadProcessor } from '../../processors/processor';
-import { IGNORE_INDEX } from '../../layers/loss';
+import type { CausalLmInputs } from '../models/glm4v/model';
+import type { ChatMessage } from '../processors/chat_template';
+import { loadImage, RgbImage } from '../processors/image_io';
+import { Glm4vProcessor, loadProcessor } from '../processors/processor';
+import { IGNORE_INDEX } from '../layers/loss';
 
 export class DataError extends Error {
   override name = 'DataError';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { applyRepetitionPenalty, applyTopK, applyTopP, argmax, makeSampler, softmax } from '../../lib/sampling';
+import { applyRepetitionPenalty, applyTopK, applyTopP, argmax, makeSampler, softmax } from '../../generation/sampling';
 import { splitmix32 } from '../../lib/rng';
 
 describe('sampling', () => {
