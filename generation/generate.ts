@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TextCache } from '../lib/kv_cache';
 import { Sampler, SamplerOptions, makeSampler } from './sampling';
-import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
+import type { CausalLm, CausalLmInputs } from './model';
 
 export interface GenerateOptions extends SamplerOptions {
   maxNewTokens?: number;
@@ -30,7 +30,7 @@ async function lastLogits(logits: tf.Tensor3D): Promise<Float32Array[]> {
 }
 
 /** Runs the whole prompt (and its images/videos) once and fills the cache. */
-export async function prefill(model: Glm4vForConditionalGeneration, inputs: CausalLmInputs): Promise<{ logits: Float32Array[]; state: DecodeState }> {
+export async function prefill(model: CausalLm, inputs: CausalLmInputs): Promise<{ logits: Float32Array[]; state: DecodeState }> {
   const ids = inputs.inputIds as number[][];
   const attentionMask = (inputs.attentionMask as number[][] | undefined) ?? ids.map((r) => r.map(() => 1));
   const cache = new TextCache(model.config.text_config.num_hidden_layers);
@@ -49,7 +49,7 @@ export async function prefill(model: Glm4vForConditionalGeneration, inputs: Caus
 }
 
 /** One token per row through the cached model. */
-export async function decodeOne(model: Glm4vForConditionalGeneration, tokens: number[], state: DecodeState): Promise<Float32Array[]> {
+export async function decodeOne(model: CausalLm, tokens: number[], state: DecodeState): Promise<Float32Array[]> {
   state.attentionMask = state.attentionMask.map((r) => [...r, 1]);
   const p = state.nextPositions.map((x) => [x]);
   const out = model.forward({
@@ -100,7 +100,7 @@ export function appendRows(state: DecodeState, other: DecodeState): void {
  * Yields the next token of every row at each step (rows that have stopped yield the pad id), like mlx-lm's
  * generate_step. Stops when every row has produced a stop id or after maxNewTokens.
  */
-export async function* generateTokens(model: Glm4vForConditionalGeneration, inputs: CausalLmInputs, opts: GenerateOptions = {}, sampler: Sampler = makeSampler(opts)): AsyncGenerator<number[]> {
+export async function* generateTokens(model: CausalLm, inputs: CausalLmInputs, opts: GenerateOptions = {}, sampler: Sampler = makeSampler(opts)): AsyncGenerator<number[]> {
   const eos = new Set(opts.eosTokenId ?? model.config.eos_token_id);
   const pad = opts.padTokenId ?? model.config.text_config.pad_token_id ?? 0;
   const max = opts.maxNewTokens ?? 256;
@@ -125,7 +125,7 @@ export async function* generateTokens(model: Glm4vForConditionalGeneration, inpu
 }
 
 /** Prompt plus generated tokens for every row (left padding kept), as transformers' `generate` returns. */
-export async function generate(model: Glm4vForConditionalGeneration, inputs: CausalLmInputs, opts: GenerateOptions = {}): Promise<number[][]> {
+export async function generate(model: CausalLm, inputs: CausalLmInputs, opts: GenerateOptions = {}): Promise<number[][]> {
   const seqs = (inputs.inputIds as number[][]).map((r) => [...r]);
   for await (const step of generateTokens(model, inputs, opts)) step.forEach((t, b) => seqs[b]!.push(t));
   return seqs;

@@ -1,6 +1,6 @@
 // Streaming text on top of generateTokens: each step yields the new token of every row and the text it adds.
 import { GenerateOptions, generateTokens } from './generate';
-import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
+import type { CausalLm, CausalLmInputs } from './model';
 
 /** Turns a growing list of token ids into text deltas, holding back an incomplete UTF-8 character. */
 export class TextStreamer {
@@ -32,7 +32,7 @@ export interface StreamStep {
 
 /** An async iterator of tokens and text, e.g. `for await (const {text} of streamGenerate(...)) write(text[0])`. */
 export async function* streamGenerate(
-  model: Glm4vForConditionalGeneration, inputs: CausalLmInputs, decode: (ids: number[]) => string, opts: GenerateOptions = {},
+  model: CausalLm, inputs: CausalLmInputs, decode: (ids: number[]) => string, opts: GenerateOptions = {},
 ): AsyncGenerator<StreamStep> {
   const stop = new Set(opts.eosTokenId ?? model.config.eos_token_id);
   const rows = (inputs.inputIds as number[][]).length;

@@ -2,7 +2,7 @@
 // no num_items_in_batch (GLM-V): each micro-batch's mean loss / G is backpropagated and the gradients summed, then
 // clip_grad_norm_, then the optimizer. Nothing is read back to the host: the caller reads the loss once per step.
 import * as tf from '@tensorflow/tfjs';
-import type { CausalLmInputs, Glm4vForConditionalGeneration } from '../models/glm4v/model';
+import type { CausalLm, CausalLmInputs } from '../generation/model';
 import type { AdamW } from './adamw';
 import { variableGradsFreeing } from './backward';
 import { clipGradNorm } from './clip';
@@ -19,7 +19,7 @@ export interface StepOutput {
  * node's gradients and saved activations once past it (./backward.ts).
  */
 export function microBatchGrads(
-  model: Glm4vForConditionalGeneration,
+  model: CausalLm,
   batch: CausalLmInputs,
   trainable: Map<string, tf.Variable>,
   scale: number,
@@ -39,7 +39,7 @@ export function microBatchGrads(
  * forward (LoRA dropout seeds). Every intermediate tensor is disposed; the returned two scalars are the caller's.
  */
 export function trainStep(
-  model: Glm4vForConditionalGeneration,
+  model: CausalLm,
   batches: CausalLmInputs[],
   trainable: Map<string, tf.Variable>,
   optimizer: AdamW,

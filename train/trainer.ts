@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { Glm4vForConditionalGeneration } from '../models/glm4v/model';
+import type { CausalLm } from '../generation/model';
 import { saveCheckpoint } from '../lib/save';
 import { AdamW, fusedParameterSets, paramGroups, scaleGroups } from './adamw';
 import { ChatDataset, Example, LoadedData } from './data';
@@ -93,7 +93,7 @@ export interface TrainResult {
  * parameter but the vision tower (freezeVision, except the keys matching trainVisionKeys) and the token embeddings
  * (freezeEmbeddings).
  */
-export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pick<TrainOptions, 'lora' | 'freezeVision' | 'trainVisionKeys' | 'freezeEmbeddings' | 'seed'>): Map<string, tf.Variable> {
+export function prepareTrainable(model: CausalLm, opts: Pick<TrainOptions, 'lora' | 'freezeVision' | 'trainVisionKeys' | 'freezeEmbeddings' | 'seed'>): Map<string, tf.Variable> {
   if (opts.lora) {
     applyLora(model, { ...opts.lora, seed: opts.seed ?? 0 });
     return loraParameters(model);
@@ -113,7 +113,7 @@ export function prepareTrainable(model: Glm4vForConditionalGeneration, opts: Pic
 const countedLabels = (labels: number[][]) => shiftedLabelTargets(labels, Number.MAX_SAFE_INTEGER).rows.length;
 
 /** Token-weighted mean loss over `examples` in batches, no gradients; one host read at the end. */
-export async function evaluate(model: Glm4vForConditionalGeneration, ds: ChatDataset, examples: Example[], batchSize: number): Promise<number> {
+export async function evaluate(model: CausalLm, ds: ChatDataset, examples: Example[], batchSize: number): Promise<number> {
   let sum = tf.scalar(0);
   let n = 0;
   for (let i = 0; i < examples.length; i += batchSize) {
@@ -145,7 +145,7 @@ function readLog(file: string, upToStep: number): LogLine[] {
 }
 
 /** Runs the whole fine-tuning; resumable with `resume`. Prepares the model (LoRA, frozen parts) itself. */
-export async function train(model: Glm4vForConditionalGeneration, ds: ChatDataset, trainData: LoadedData, evalData: LoadedData | undefined, o: TrainOptions): Promise<TrainResult> {
+export async function train(model: CausalLm, ds: ChatDataset, trainData: LoadedData, evalData: LoadedData | undefined, o: TrainOptions): Promise<TrainResult> {
   const bs = o.batchSize ?? 1, G = o.gradAccum ?? 1, seed = o.seed ?? 0, lr = o.lr ?? 1e-5;
   const N = trainData.examples.length;
   if (N === 0) throw new Error(`${trainData.file}: no training examples${trainData.skipped.length ? ` (${trainData.skipped.length} skipped as too long)` : ''}`);
