@@ -9,9 +9,10 @@ import { saveCheckpoint } from '../lib/save';
 import { AdamW, fusedParameterSets, paramGroups, scaleGroups } from './adamw';
 import { ChatDataset, Example, LoadedData } from './data';
 import { applyLora, loraParameters, setLoraTraining } from './lora';
-import { writeLossPlot } from './plot';
 import { checkpointDir, listCheckpoints, loadTrainingCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, TrainerState } from './resume';
-import { epochOrder, mixSeed } from './rng';
+import { DataOrder } from './data_order';
+import { TrainLog } from './log';
+import { mixSeed } from './rng';
 import { cosineWithWarmup } from './schedule';
 import { trainStep } from './step';
 import { shiftedLabelTargets } from '../layers/loss';
@@ -132,96 +133,68 @@ export async function evaluate(model: CausalLm, ds: ChatDataset, examples: Examp
   return total / n;
 }
 
-interface LogLine {
-  step: number;
-  loss?: number;
-  eval_loss?: number;
-  [k: string]: unknown;
+/** AdamW over the trainable parameters, the vision tower at its own lr scale, glm4v_moe's experts fused. */
+function makeOptimizer(model: CausalLm, trainable: Map<string, tf.Variable>, o: TrainOptions, lr: number): AdamW {
+  let groups = paramGroups(trainable, o.weightDecay ?? 0);
+  const scale = o.visionLrScale ?? 1;
+  if (scale !== 1) groups = scaleGroups(groups, (k) => k.startsWith('model.visual.'), scale);
+  // fused: glm4v_moe's experts are one torch tensor per layer, so an expert no token chose still decays (adamw.ts)
+  return new AdamW(trainable, groups, { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, fused: fusedParameterSets(model, trainable) });
 }
 
-function readLog(file: string, upToStep: number): LogLine[] {
-  if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as LogLine).filter((l) => l.step <= upToStep);
+/** What a checkpoint must agree on to be resumed: the data, the batch, the schedule and what trains. */
+function fingerprintOf(o: TrainOptions, examples: number, totalSteps: number, firstSteps: number, firstExamples: number): Record<string, unknown> {
+  const visionLrScale = o.visionLrScale ?? 1;
+  return {
+    examples, batch_size: o.batchSize ?? 1, grad_accum: o.gradAccum ?? 1, seed: o.seed ?? 0, lr: o.lr ?? 1e-5, total_steps: totalSteps,
+    weight_decay: o.weightDecay ?? 0, warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
+    freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
+    ...(o.trainVisionKeys?.length ? { train_vision_keys: o.trainVisionKeys } : {}),
+    ...(visionLrScale !== 1 ? { vision_lr_scale: visionLrScale } : {}),
+    ...(firstSteps ? { first_steps: firstSteps, first_examples: firstExamples } : {}),
+  };
+}
+
+/** Optimizer steps of the run: `steps`, or `epochs` over the data; the first stage must leave some. */
+function plannedSteps(o: TrainOptions, trainData: LoadedData): { totalSteps: number; firstSteps: number } {
+  const N = trainData.examples.length, bs = o.batchSize ?? 1, G = o.gradAccum ?? 1;
+  if (N === 0) throw new Error(`${trainData.file}: no training examples${trainData.skipped.length ? ` (${trainData.skipped.length} skipped as too long)` : ''}`);
+  const totalSteps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * Math.ceil(N / bs)) / G));
+  const firstSteps = o.first?.steps ?? 0;
+  if (firstSteps > 0 && o.first!.data.examples.length === 0) throw new Error(`${o.first!.data.file}: no examples for the first ${firstSteps} steps`);
+  if (firstSteps >= totalSteps) throw new Error(`first-stage steps (${firstSteps}) must be fewer than the run's ${totalSteps} steps`);
+  return { totalSteps, firstSteps };
 }
 
 /** Runs the whole fine-tuning; resumable with `resume`. Prepares the model (LoRA, frozen parts) itself. */
 export async function train(model: CausalLm, ds: ChatDataset, trainData: LoadedData, evalData: LoadedData | undefined, o: TrainOptions): Promise<TrainResult> {
   const bs = o.batchSize ?? 1, G = o.gradAccum ?? 1, seed = o.seed ?? 0, lr = o.lr ?? 1e-5;
-  const N = trainData.examples.length;
-  if (N === 0) throw new Error(`${trainData.file}: no training examples${trainData.skipped.length ? ` (${trainData.skipped.length} skipped as too long)` : ''}`);
-  const batchesPerEpoch = Math.ceil(N / bs);
-  const totalSteps = o.steps ?? Math.max(1, Math.ceil(((o.epochs ?? 1) * batchesPerEpoch) / G));
-  const firstSteps = o.first?.steps ?? 0, firstN = o.first?.data.examples.length ?? 0;
-  if (firstSteps > 0 && firstN === 0) throw new Error(`${o.first!.data.file}: no examples for the first ${firstSteps} steps`);
-  if (firstSteps >= totalSteps) throw new Error(`first-stage steps (${firstSteps}) must be fewer than the run's ${totalSteps} steps`);
+  const { totalSteps, firstSteps } = plannedSteps(o, trainData);
   const schedule = cosineWithWarmup({ warmupSteps: o.warmupSteps ?? 0, totalSteps });
   const trainable = prepareTrainable(model, o);
   if (trainable.size === 0) throw new Error('nothing to train: every parameter is frozen');
-  const visionLrScale = o.visionLrScale ?? 1;
-  let groups = paramGroups(trainable, o.weightDecay ?? 0);
-  if (visionLrScale !== 1) groups = scaleGroups(groups, (k) => k.startsWith('model.visual.'), visionLrScale);
-  // fused: glm4v_moe's experts are one torch tensor per layer, so an expert no token chose still decays (adamw.ts)
-  const optimizer = new AdamW(trainable, groups, { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8, fused: fusedParameterSets(model, trainable) });
-  const fingerprint = {
-    examples: N, batch_size: bs, grad_accum: G, seed, lr, total_steps: totalSteps, weight_decay: o.weightDecay ?? 0,
-    warmup: o.warmupSteps ?? 0, max_grad_norm: o.maxGradNorm ?? null, lora: o.lora ?? null,
-    freeze_vision: !!o.freezeVision, freeze_embeddings: !!o.freezeEmbeddings,
-    ...(o.trainVisionKeys?.length ? { train_vision_keys: o.trainVisionKeys } : {}),
-    ...(visionLrScale !== 1 ? { vision_lr_scale: visionLrScale } : {}),
-    ...(firstSteps ? { first_steps: firstSteps, first_examples: firstN } : {}),
-  };
+  const optimizer = makeOptimizer(model, trainable, o, lr);
+  const fingerprint = fingerprintOf(o, trainData.examples.length, totalSteps, firstSteps, o.first?.data.examples.length ?? 0);
   fs.mkdirSync(o.outDir, { recursive: true });
-  const logFile = path.join(o.outDir, 'log.jsonl');
   let state: TrainerState = { step: 0, epoch: 0, batch: 0, tokensSeen: 0, fingerprint };
   const saved = o.resume ? listCheckpoints(o.outDir) : [];
   if (saved.length) state = loadTrainingCheckpoint(checkpointDir(o.outDir, saved[saved.length - 1]!), trainable, optimizer, fingerprint);
-  // the log keeps what happened up to the checkpoint; steps after it are redone
-  const log = o.resume ? readLog(logFile, state.step) : [];
-  fs.writeFileSync(logFile, log.map((l) => JSON.stringify(l) + '\n').join(''));
-
-  let order = epochOrder(N, seed, state.epoch);
-  const nextMicroBatch = (): Example[] => {
-    if (state.batch >= batchesPerEpoch) {
-      state = { ...state, epoch: state.epoch + 1, batch: 0 };
-      order = epochOrder(N, seed, state.epoch);
-    }
-    const idx = order.slice(state.batch * bs, (state.batch + 1) * bs);
-    state = { ...state, batch: state.batch + 1 };
-    return idx.map((i) => trainData.examples[i]!);
-  };
-  /** Micro-batch `i` of a first-stage step: a function of the step alone, so resuming needs no extra state. */
-  let firstOrder = { epoch: -1, order: [] as number[] }; // the current first-stage epoch's order, made once
-  const firstMicroBatch = (step: number, i: number): Example[] => {
-    const perEpoch = Math.ceil(firstN / bs), k = step * G + i, epoch = Math.floor(k / perEpoch);
-    if (firstOrder.epoch !== epoch) firstOrder = { epoch, order: epochOrder(firstN, mixSeed(seed, 1), epoch) };
-    return firstOrder.order.slice((k % perEpoch) * bs, (k % perEpoch + 1) * bs).map((j) => o.first!.data.examples[j]!);
-  };
-  const append = (line: LogLine) => {
-    log.push(line);
-    fs.appendFileSync(logFile, JSON.stringify(line) + '\n');
-  };
-  const plot = () => writeLossPlot(path.join(o.outDir, 'loss.png'), [
-    { points: log.filter((l) => l.loss !== undefined).map((l) => [l.step, l.loss!]), rgb: [31, 119, 180] },
-    { points: log.filter((l) => l.eval_loss !== undefined).map((l) => [l.step, l.eval_loss!]), rgb: [255, 127, 14] },
-  ]);
+  const log = new TrainLog(o.outDir, o.resume ? state.step : undefined);
+  const data = new DataOrder(trainData.examples, o.first?.data.examples ?? [], bs, G, seed, state.epoch, state.batch);
   const runEval = async () => {
     if (!evalData || evalData.examples.length === 0) return undefined;
     const v = await evaluate(model, ds, evalData.examples, bs);
-    append({ step: state.step, eval_loss: v });
+    log.append({ step: state.step, eval_loss: v });
     return v;
   };
 
-  const t0 = Date.now();
-  const startStep = state.step;
-  let lastLoss = [...log].reverse().find((l) => l.loss !== undefined)?.loss ?? NaN;
-  let lastEval: number | undefined;
+  const t0 = Date.now(), startStep = state.step;
+  let lastLoss = log.lastLoss(), lastEval: number | undefined;
   try {
     while (state.step < totalSteps) {
-      const tStep = Date.now();
-      const batches = Array.from({ length: G }, (_, i) => ds.collate(state.step < firstSteps ? firstMicroBatch(state.step, i) : nextMicroBatch()));
-      const stepLr = lr * schedule(state.step);
-      optimizer.lr = stepLr;
-      const step = state.step;
+      const tStep = Date.now(), step = state.step;
+      const batches = Array.from({ length: G }, (_, i) => ds.collate(step < firstSteps ? data.firstStage(step, i) : data.next()));
+      optimizer.lr = lr * schedule(step);
       const out = trainStep(model, batches.map((b) => b.inputs), trainable, optimizer, {
         maxGradNorm: o.maxGradNorm ?? Infinity,
         beforeMicroBatch: (i) => o.lora && setLoraTraining(model, true, mixSeed(seed, step, i)),
@@ -232,32 +205,28 @@ export async function train(model: CausalLm, ds: ChatDataset, trainData: LoadedD
       tf.dispose([both, out.loss, out.gradNorm]);
       if (o.lora) setLoraTraining(model, false);
       const tokens = batches.reduce((n, b) => n + b.numTokens, 0);
-      state = { ...state, step: step + 1, tokensSeen: state.tokensSeen + tokens };
+      state = { ...state, step: step + 1, epoch: data.epoch, batch: data.batch, tokensSeen: state.tokensSeen + tokens };
       lastLoss = loss!;
-      const now = Date.now();
-      const elapsedSec = (now - t0) / 1000;
-      const perStep = elapsedSec / (state.step - startStep);
-      append({ step: state.step, loss: lastLoss, lr: stepLr, grad_norm: gradNorm!, tokens, tokens_per_sec: tokens / Math.max((now - tStep) / 1000, 1e-9), elapsed_s: elapsedSec });
-      const evalNow = state.step === totalSteps || (o.evalEvery ? state.step % o.evalEvery === 0 : false);
-      const evalLoss = evalNow ? await runEval() : undefined;
+      const elapsedSec = (Date.now() - t0) / 1000, tokensPerSec = tokens / Math.max((Date.now() - tStep) / 1000, 1e-9);
+      log.append({ step: state.step, loss: lastLoss, lr: optimizer.lr, grad_norm: gradNorm!, tokens, tokens_per_sec: tokensPerSec, elapsed_s: elapsedSec });
+      const evalLoss = state.step === totalSteps || (o.evalEvery ? state.step % o.evalEvery === 0 : false) ? await runEval() : undefined;
       if (evalLoss !== undefined) lastEval = evalLoss;
       o.onProgress?.({
-        step: state.step, totalSteps, epoch: state.epoch, loss: lastLoss, lr: stepLr, gradNorm: gradNorm!,
-        tokensPerSec: tokens / Math.max((now - tStep) / 1000, 1e-9), elapsedSec, etaSec: perStep * (totalSteps - state.step),
-        ...(evalLoss !== undefined ? { evalLoss } : {}),
+        step: state.step, totalSteps, epoch: state.epoch, loss: lastLoss, lr: optimizer.lr, gradNorm: gradNorm!, tokensPerSec, elapsedSec,
+        etaSec: (elapsedSec / (state.step - startStep)) * (totalSteps - state.step), ...(evalLoss !== undefined ? { evalLoss } : {}),
       });
       const stop = o.stopAfter !== undefined && state.step >= o.stopAfter && state.step < totalSteps;
       if ((o.saveEvery && state.step % o.saveEvery === 0 && state.step < totalSteps) || stop) {
         await saveTrainingCheckpoint(checkpointDir(o.outDir, state.step), trainable, optimizer, state);
         pruneCheckpoints(o.outDir, o.saveTotalLimit ?? 2);
-        plot();
+        log.plot();
       }
       if (stop) return { steps: state.step, finalLoss: lastLoss };
     }
   } finally {
     optimizer.dispose();
   }
-  plot();
+  log.plot();
   const savedDir = path.join(o.outDir, 'final');
   await saveCheckpoint(model, savedDir, { copyFrom: o.modelDir, dtype: o.saveDtype ?? 'F32', ...(o.shardBytes ? { shardBytes: o.shardBytes } : {}) });
   return { steps: state.step, finalLoss: lastLoss, ...(lastEval !== undefined ? { evalLoss: lastEval } : {}), savedDir };
