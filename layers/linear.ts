@@ -1,5 +1,6 @@
 // torch.nn.Linear with the weight kept in checkpoint layout [out, in]: y = x @ W^T + b.
 import * as tf from '@tensorflow/tfjs';
+import { markRowSplittable, rowChunks } from '../lib/device_limits';
 import { Module, Parameter } from '../lib/module';
 
 export class Linear extends Module {
@@ -10,6 +11,7 @@ export class Linear extends Module {
     super();
     this.weight = this.param('weight', [outFeatures, inFeatures]);
     this.bias = opts.bias ? this.param('bias', [outFeatures], 'zeros') : undefined;
+    markRowSplittable(this.weight);
   }
 
   /** [..., in] -> [..., out]. Folded to 2-D: tfjs's batched matMul gradient does not reduce broadcast dims. */
@@ -17,7 +19,9 @@ export class Linear extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = tf.reshape(x, [-1, this.inFeatures]);
-      let y = tf.matMul(x2, this.weight.value, false, true);
+      // a weight larger than one WebGPU binding (lm_head at vocab 151552): one matMul per row chunk, outputs side by side
+      const split = rowChunks(this.weight.value, `Linear(${this.inFeatures} -> ${this.outFeatures}) weight`);
+      let y = split ? tf.concat(split.chunks.map((w) => tf.matMul(x2, w, false, true)), -1) : tf.matMul(x2, this.weight.value, false, true);
       if (this.bias) y = tf.add(y, this.bias.value);
       return tf.reshape(y, [...lead, this.outFeatures]);
     });

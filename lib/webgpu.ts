@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { withNativeStderrMuted } from './native/load';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { DeviceLimitError, overLimit, setDeviceLimits } from './device_limits';
 
 /** What setupWebGpu found: the adapter's name for humans and whether it is a software renderer. */
 export interface WebGpuAdapterReport {
@@ -87,6 +88,20 @@ class NodeWebGPUBackend extends WebGPUBackend {
     throw new Error(
       'webgpu in Node cannot read a GPU tensor synchronously (dataSync/arraySync/bufferSync): use await t.data() / t.array()',
     );
+  }
+
+  /**
+   * Refuses a kernel that would bind a tensor larger than the device allows, with a one-line error naming the
+   * kernel, the tensor's shape and size and the limit, before anything is dispatched: stock 4.22 checks nothing, Dawn
+   * rejects the bind group and the process dies (exit 139) at a later kernel.
+   */
+  override runWebGPUProgram(...args: Parameters<WebGPUBackend['runWebGPUProgram']>): ReturnType<WebGPUBackend['runWebGPUProgram']> {
+    const [program, inputs, outputDtype] = args;
+    const name = (program as { shaderKey?: string }).shaderKey?.split('_')[0] ?? 'kernel';
+    const over = [...inputs.map((t, i) => overLimit(`${name}'s input ${i}`, t.shape, t.dtype)), overLimit(`${name}'s output`, program.outputShape, outputDtype)]
+      .find((m) => m !== undefined);
+    if (over) throw new DeviceLimitError(`webgpu: ${over}`);
+    return super.runWebGPUProgram(...args);
   }
 }
 
@@ -238,6 +253,8 @@ export async function setupWebGpu(opts: { quiet?: boolean } = {}): Promise<boole
     installMatMulBroadcastFix('webgpu');
     installSoftmaxMaskFix();
     session = { gpu, device, report };
+    // the device was asked for the adapter's limits (requestDevice); tensors over them are split or refused
+    setDeviceLimits({ backend: 'webgpu', device: report.name, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize });
     lastFailure = undefined;
     const note = report.software ? ` (${report.description}; slow, for tests)` : '';
     process.stderr.write(`glm46v: webgpu adapter: ${report.name}${note}\n`);
@@ -255,6 +272,15 @@ export function webGpuAdapter(): WebGpuAdapterReport | undefined {
   return session?.report;
 }
 
+/** The limits of the device in use (every GPUSupportedLimits field), or undefined before a successful setupWebGpu(). */
+export function webGpuLimits(): Record<string, number> | undefined {
+  if (!session) return undefined;
+  const l = session.device.limits as unknown as Record<string, number>;
+  const out: Record<string, number> = {};
+  for (const k in l) if (typeof l[k] === 'number') out[k] = l[k]!;
+  return out;
+}
+
 /** The one-line reason the last setupWebGpu() returned false, or undefined. */
 export function webGpuFailure(): string | undefined {
   return lastFailure;
@@ -268,6 +294,7 @@ export function webGpuFailure(): string | undefined {
 export function shutdownWebGpu(): void {
   if (!session) return;
   if (tf.findBackend('webgpu') || tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  setDeviceLimits(undefined);
   session.device.destroy();
   removeNavigatorGpu();
   session = undefined;

@@ -2,6 +2,7 @@
 // glm46v copies (Glm46VModel, Glm46VForConditionalGeneration). Names match the checkpoint.
 import * as tf from '@tensorflow/tfjs';
 import { loadCheckpoint } from '../../lib/checkpoint';
+import { assertParametersFit } from '../../lib/device_limits';
 import type { TextCache } from '../../lib/kv_cache';
 import { Module } from '../../lib/module';
 import { causalLmLoss } from '../../layers/loss';
@@ -193,7 +194,9 @@ export class Glm4vForConditionalGeneration extends Module {
   static fromPretrained<T extends Glm4vForConditionalGeneration>(this: new (c: Glm4vConfig) => T, dir: string): T {
     const config = readGlm4vConfig(dir);
     try {
-      return loadCheckpoint(new this(config), dir, { ignore: isIgnoredKey });
+      const model = new this(config);
+      assertParametersFit(model.namedParams()); // a weight the device cannot bind, even split, is refused before reading
+      return loadCheckpoint(model, dir, { ignore: isIgnoredKey });
     } catch (e) {
       throw explainUntiedHead(e, config);
     }
