@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./inspect')).command,
   setup: async () => (await import('./setup')).command,
   serve: async () => (await import('./serve')).command,
+  web: async () => (await import('./web')).command,
 };
 
 function usage(): string {
@@ -24,6 +25,7 @@ function usage(): string {
     '  inspect    print a checkpoint\'s config, parameter count and weights',
     '  setup      build the native TensorFlow backend (npm install runs it)',
     '  serve      an OpenAI-compatible chat completions server with tool calling',
+    '  web        the browser page: ask the built-in model about a picture, on 127.0.0.1',
     '',
     'every command takes --verbose: TensorFlow\'s and tfjs\'s own start-up lines (also GLM46V_VERBOSE=1)',
     "run 'glm46v <command> --help' for a command's options",

@@ -190,3 +190,16 @@ export async function runParity(model: Glm4vForConditionalGeneration, ref: Ref, 
   for (const n of names) if (!done.has(n)) results.push({ name: n, shape: ref.get(n)!.shape, maxAbs: Infinity, maxRel: Infinity, ok: false, note: 'not produced by the model' });
   return results;
 }
+
+/** The table and summary line `glm46v parity` prints, one string per line (the browser page prints the same). */
+export function formatParity(results: Comparison[], atol: number, rtol: number): string[] {
+  const w = Math.max(...results.map((r) => r.name.length), 4);
+  const lines = [`${'name'.padEnd(w)}  ${'shape'.padEnd(16)}  max_abs_diff  max_rel_diff  ok`];
+  for (const r of results) {
+    lines.push(`${r.name.padEnd(w)}  ${JSON.stringify(r.shape).padEnd(16)}  ${r.maxAbs.toExponential(3).padStart(12)}  ${r.maxRel.toExponential(3).padStart(12)}  ${r.ok ? 'ok' : 'FAIL'}${r.note ? `  (${r.note})` : ''}`);
+  }
+  const passed = results.filter((r) => r.ok).length;
+  const worst = results.reduce((m, r) => (r.maxAbs > m.maxAbs ? r : m), results[0]!);
+  lines.push(`parity: ${passed}/${results.length} tensors within atol=${atol} rtol=${rtol}; worst ${worst.name} max_abs_diff=${worst.maxAbs.toExponential(3)}`);
+  return lines;
+}

@@ -1,8 +1,8 @@
 // Hugging Face checkpoint folders: model.safetensors or sharded through model.safetensors.index.json.
 // Weights are read one tensor at a time and copied straight into the module's parameters.
-import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { files } from './byte_source';
 import { brief, ConfigError, isObject, readJson } from './config';
 import type { Module } from './module';
 import { HostTensor, ReadScratch, SafetensorsFile, TensorInfo } from './safetensors';
@@ -18,21 +18,21 @@ export class CheckpointReader {
   private readonly scratch = new ReadScratch();
 
   constructor(readonly location: string) {
-    if (!fs.existsSync(location)) throw new WeightLoadError(`${location}: no such file or folder`);
-    if (fs.statSync(location).isFile()) {
+    if (!files().exists(location)) throw new WeightLoadError(`${location}: no such file or folder`);
+    if (files().isFile(location)) {
       this.index(location);
       return;
     }
     const indexFile = path.join(location, 'model.safetensors.index.json');
     const single = path.join(location, 'model.safetensors');
-    if (fs.existsSync(indexFile)) {
+    if (files().exists(indexFile)) {
       try {
         this.indexShards(location, indexFile);
       } catch (e) {
         this.close(); // the shards opened before the one that failed
         throw e;
       }
-    } else if (fs.existsSync(single)) {
+    } else if (files().exists(single)) {
       this.index(single);
     } else {
       throw new WeightLoadError(`${location}: no model.safetensors or model.safetensors.index.json`);
@@ -47,7 +47,7 @@ export class CheckpointReader {
     if (bad) throw new ConfigError(`${indexFile}: weight_map.${brief(bad[0], 80)}: expected a shard file name, got ${brief(bad[1])}`);
     for (const shard of new Set(map.map(([, s]) => s as string))) {
       const f = path.join(location, shard);
-      if (!fs.existsSync(f)) throw new WeightLoadError(`${indexFile}: shard ${brief(shard)} is missing`);
+      if (!files().exists(f)) throw new WeightLoadError(`${indexFile}: shard ${brief(shard)} is missing`);
       this.index(f);
     }
     for (const [k, shard] of map) {

@@ -1,5 +1,5 @@
 // Small helpers for reading JSON configs with errors that name the file and the key path.
-import * as fs from 'fs';
+import { errorCode, files } from './byte_source';
 
 /** A message on one line: line breaks inside quoted values (a key or a string from the file) are escaped. */
 export const oneLine = (message: string) => message.replace(/\r?\n|[\r\u2028\u2029]/g, '\\n');
@@ -15,9 +15,9 @@ export class ConfigError extends Error {
 export function readJson(file: string): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = files().readText(file);
   } catch (e) {
-    throw new ConfigError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new ConfigError(`${file}: cannot read (${errorCode(e)})`);
   }
   try {
     return JSON.parse(text);

@@ -2,6 +2,7 @@
 // Format: u64 LE header length N, N bytes of JSON, then the raw little-endian row-major data.
 import * as fs from 'fs';
 import * as path from 'path';
+import { errorCode, files, RandomAccess } from './byte_source';
 import { brief, oneLine } from './config';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -70,32 +71,30 @@ export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata!: Record<string, string>;
   private readonly dataStart!: number;
-  private fd: number | undefined;
+  private src: RandomAccess | undefined;
 
   constructor(readonly file: string) {
     const fail = (msg: string): never => {
       throw new SafetensorsError(`${file}: ${msg}`);
     };
     try {
-      this.fd = fs.openSync(file, 'r');
+      this.src = files().open(file);
     } catch (e) {
-      fail(`cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      fail(errorCode(e) === 'EISDIR' ? 'not a file' : `cannot open (${errorCode(e)})`);
     }
     try {
-      const stat = fs.fstatSync(this.fd!);
-      if (!stat.isFile()) fail('not a file');
-      const fileSize = stat.size;
+      const fileSize = this.src!.size;
       if (fileSize < 8) fail(`truncated: ${fileSize} bytes, smaller than the 8-byte header length`);
-      const lenBuf = Buffer.alloc(8);
-      fs.readSync(this.fd!, lenBuf, 0, 8, 0);
-      const n = lenBuf.readBigUInt64LE(0);
+      const lenBuf = new Uint8Array(8);
+      this.src!.read(lenBuf, 0);
+      const n = new DataView(lenBuf.buffer).getBigUint64(0, true);
       if (n > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
       if (Number(n) + 8 > fileSize) fail(`header length ${n} runs past the end of the ${fileSize}-byte file`);
-      const hb = Buffer.alloc(Number(n));
-      fs.readSync(this.fd!, hb, 0, hb.length, 8);
+      const hb = new Uint8Array(Number(n));
+      this.src!.read(hb, 8);
       let header: unknown;
       try {
-        header = JSON.parse(hb.toString('utf8'));
+        header = JSON.parse(new TextDecoder().decode(hb));
       } catch (e) {
         return fail(`header is not valid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
       }
@@ -131,16 +130,11 @@ export class SafetensorsFile {
   }
 
   /** Raw bytes of one tensor, in a fresh (aligned) buffer or in `scratch`'s. */
-  readBytes(name: string, scratch?: ReadScratch): Buffer {
-    if (this.fd === undefined) throw new SafetensorsError(`${this.file}: file is closed`);
+  readBytes(name: string, scratch?: ReadScratch): Uint8Array {
+    if (this.src === undefined) throw new SafetensorsError(`${this.file}: file is closed`);
     const [s, e] = this.info(name).data_offsets;
-    const buf = scratch ? scratch.bytes(e - s) : Buffer.allocUnsafe(e - s);
-    let off = 0;
-    while (off < buf.length) {
-      const r = fs.readSync(this.fd, buf, off, Math.min(buf.length - off, 1 << 30), this.dataStart + s + off);
-      if (r <= 0) throw new SafetensorsError(`${this.file}: short read of '${name}'`);
-      off += r;
-    }
+    const buf = scratch ? scratch.bytes(e - s) : new Uint8Array(e - s);
+    if (this.src.read(buf, this.dataStart + s) < buf.length) throw new SafetensorsError(`${this.file}: short read of '${name}'`);
     return buf;
   }
 
@@ -154,8 +148,8 @@ export class SafetensorsFile {
   }
 
   close(): void {
-    if (this.fd !== undefined) fs.closeSync(this.fd);
-    this.fd = undefined;
+    this.src?.close();
+    this.src = undefined;
   }
 }
 
@@ -173,9 +167,9 @@ export class ReadScratch {
   private raw = new ArrayBuffer(0);
   private f32 = new ArrayBuffer(0);
 
-  bytes(n: number): Buffer {
+  bytes(n: number): Uint8Array {
     if (this.raw.byteLength < n) this.raw = new ArrayBuffer(n);
-    return Buffer.from(this.raw, 0, n);
+    return new Uint8Array(this.raw, 0, n);
   }
 
   floats(n: number): Float32Array {
@@ -202,7 +196,7 @@ export function f32ToBf16(f32: Float32Array): Uint16Array {
   return out;
 }
 
-function decode(buf: Buffer, dtype: StDtype, where: string, scratch?: ReadScratch): Omit<HostTensor, 'shape'> {
+function decode(buf: Uint8Array, dtype: StDtype, where: string, scratch?: ReadScratch): Omit<HostTensor, 'shape'> {
   const view = <T>(C: { new (b: ArrayBuffer, o: number, n: number): T }, bytes: number) =>
     new C(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength / bytes);
   switch (dtype) {

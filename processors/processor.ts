@@ -1,8 +1,8 @@
 // Port of transformers/models/glm46v/processing_glm46v.py (Glm46VProcessor) and glm4v/processing_glm4v.py
 // (Glm4vProcessor), with the ProcessorMixin.__call__ / apply_chat_template flow they inherit (processing_utils.py).
 import * as tf from '@tensorflow/tfjs';
-import * as fs from 'fs';
 import * as path from 'path';
+import { files } from '../lib/byte_source';
 import { isObject } from '../lib/config';
 import { ChatMessage, ChatTemplate, ChatTemplateOptions, ContentPart } from './chat_template';
 import { ProcessorError } from './errors';
@@ -183,7 +183,7 @@ export function createMmTokenTypeIds(inputIds: number[][], ids: { image: number;
 
 /** merge_size from a processor config file (HF default 2); a missing file falls back to `def`. */
 function mergeSizeOf(dir: string, file: string, def: number): number {
-  if (!fs.existsSync(path.join(dir, file))) return def;
+  if (!files().exists(path.join(dir, file))) return def;
   const v = readModelJson(dir, file).merge_size ?? 2;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ProcessorError(`${path.join(dir, file)}: merge_size must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
@@ -239,7 +239,7 @@ export class Glm4vProcessor<Image = RgbImage> {
   static fromPretrained<T extends typeof Glm4vProcessor, Image = RgbImage>(
     this: T, dir: string, imageProcessor?: ImageProcessorLike<Image> | null,
   ): InstanceType<T> {
-    if (imageProcessor === undefined && fs.existsSync(path.join(dir, 'preprocessor_config.json'))) {
+    if (imageProcessor === undefined && files().exists(path.join(dir, 'preprocessor_config.json'))) {
       imageProcessor = this.imageProcessorClass.fromPretrained(dir) as unknown as ImageProcessorLike<Image>;
     }
     const tokenizer = GlmTokenizer.fromPretrained(dir);
@@ -363,7 +363,7 @@ export class Glm46VProcessor<Image = RgbImage> extends Glm4vProcessor<Image> {
 /** AutoProcessor: the class named by `processor_class` in preprocessor_config.json, else tokenizer_config.json. */
 export function loadProcessor<Image = RgbImage>(dir: string, imageProcessor?: ImageProcessorLike<Image> | null): Glm4vProcessor<Image> {
   const named = ['preprocessor_config.json', 'tokenizer_config.json']
-    .filter((f) => fs.existsSync(path.join(dir, f)))
+    .filter((f) => files().exists(path.join(dir, f)))
     .map((f) => [f, readModelJson(dir, f).processor_class] as const)
     .find(([, c]) => c !== undefined);
   if (!named) throw new ProcessorError(`${dir}: no processor_class in preprocessor_config.json or tokenizer_config.json`);

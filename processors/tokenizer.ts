@@ -1,8 +1,8 @@
 // The GLM-V tokenizer as transformers' TokenizersBackend loads it (tokenizer.json + tokenizer_config.json), over
 // @huggingface/tokenizers: encode, decode / batchDecode with skipSpecialTokens, special-token ids by name, padding.
-import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { files } from '../lib/byte_source';
 import { isObject, Json } from '../lib/config';
 
 import { ProcessorError } from './errors';
@@ -12,10 +12,10 @@ export { ProcessorError } from './errors';
 /** Reads a JSON file of a model folder; errors name the file (and the folder when it is missing). */
 export function readModelJson(dir: string, file: string): Json {
   const full = path.join(dir, file);
-  if (!fs.existsSync(full)) throw new ProcessorError(`${full}: not found (the folder ${dir} has no ${file})`);
+  if (!files().exists(full)) throw new ProcessorError(`${full}: not found (the folder ${dir} has no ${file})`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(fs.readFileSync(full, 'utf8'));
+    parsed = JSON.parse(files().readText(full));
   } catch (e) {
     throw new ProcessorError(`${full}: not valid JSON (${(e as Error).message})`);
   }

@@ -1,6 +1,6 @@
 // The direction of the package's imports: every import points down a floor, and no two files import each other
 // through any chain. Floors: lib (the ground), layers, models and processors (side by side, never each other),
-// generation, train, then server and cli on top; scripts and research above the package, which imports neither.
+// generation, train, then server and cli on top, and web (the browser page) beside cli; scripts and research above the package, which imports neither.
 import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -18,6 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   train: ['lib', 'layers', 'models', 'processors', 'generation', 'train'],
   server: ['lib', 'layers', 'models', 'processors', 'generation', 'train', 'server'],
   cli: [...PACKAGE, 'index'],
+  web: [...PACKAGE, 'index', 'web'],
   index: PACKAGE,
 };
 
@@ -46,7 +47,7 @@ function imports(file: string): string[] {
   return out;
 }
 
-const FILES = ['index.ts', ...PACKAGE, 'scripts', 'research'].flatMap((d) => {
+const FILES = ['index.ts', ...PACKAGE, 'web', 'scripts', 'research'].flatMap((d) => {
   const p = path.join(ROOT, d);
   return !fs.existsSync(p) ? [] : fs.statSync(p).isDirectory() ? sources(p) : [p];
 });
