@@ -12,6 +12,8 @@ function silu_(x: tf.Tensor): tf.Tensor {
  * and silu(gate)): with s = sigmoid(gate), dup = dy * gate * s and dgate = dy * up * (s + gate * s * (1 - s)).
  */
 function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
+  // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping.
+  if (!tf.engine().isTapeOn()) return tf.mul(up, silu_(gate));
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [g, u, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([g, u]);

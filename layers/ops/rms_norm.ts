@@ -15,6 +15,8 @@ function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
  * autodiff, so training trajectories do not move.
  */
 function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping.
+  if (!tf.engine().isTapeOn()) return normalize(x, weight, eps);
   // x enters twice, as it does in autodiff's graph (x * r and square(x)): its two gradient terms are then added to
   // whatever else x feeds (the residual) one at a time, in autodiff's order, which float addition needs.
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {

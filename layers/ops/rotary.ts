@@ -45,21 +45,34 @@ function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSecti
 }
 
 /**
- * apply_rotary_pos_emb for one of q/k, in the [B, L, H, Dh] layout that the projections give (no transpose needed).
- * x [B, L, H, Dh]; cos, sin [B, L, R] with R <= Dh even. Dims 2j and 2j+1 of the first R rotate by angle j
- * (rotate_half_llm: (x0, x1) -> (-x1, x0)); dims R.. pass through (cos padded with 1, sin with 0: x * 1 + 0).
- * Same products and sums as HF's q * cos + rotate_half_llm(q) * sin; see applyRotation for the gradient.
+ * cos, sin [B, L, R] -> [B, L, 1, Dh], the form applyRotaryPosEmb broadcasts over the heads: cos padded with 1 and
+ * sin with 0 on dims R.. (x * 1 + 0: they pass through). Made once per forward and shared by every layer.
  */
-function applyRotaryPosEmb_(x: tf.Tensor4D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor4D {
-  const [B, L, , Dh] = x.shape;
+function rotaryTables_(cos: tf.Tensor3D, sin: tf.Tensor3D, headDim: number): [tf.Tensor4D, tf.Tensor4D] {
   const R = cos.shape[2];
+  tf.util.assert(R % 2 === 0 && R <= headDim && tf.util.arraysEqual(cos.shape, sin.shape), () => `rotaryTables: cos ${JSON.stringify(cos.shape)} / sin ${JSON.stringify(sin.shape)} do not fit head dim ${headDim}`);
+  const pad = (t: tf.Tensor3D, value: number) => tf.expandDims(R === headDim ? t : tf.pad(t, [[0, 0], [0, 0], [0, headDim - R]], value), 2) as tf.Tensor4D;
+  return [pad(cos, 1), pad(sin, 0)];
+}
+
+/**
+ * apply_rotary_pos_emb for one of q/k, in the [B, L, H, Dh] layout that the projections give (no transpose needed).
+ * x [B, L, H, Dh]; cos, sin [B, L, R] with R <= Dh even, or already in rotaryTables' form [B, L, 1, Dh] with R
+ * given as rotaryDim. Dims 2j and 2j+1 of the first R rotate by angle j (rotate_half_llm: (x0, x1) -> (-x1, x0));
+ * dims R.. pass through. Same products and sums as HF's q * cos + rotate_half_llm(q) * sin; see applyRotation for
+ * the gradient.
+ */
+function applyRotaryPosEmb_(x: tf.Tensor4D, cos: tf.Tensor3D | tf.Tensor4D, sin: tf.Tensor3D | tf.Tensor4D, rotaryDim?: number): tf.Tensor4D {
+  const [B, L, , Dh] = x.shape;
+  const R = cos.rank === 4 ? rotaryDim ?? Dh : cos.shape[2];
   tf.util.assert(
-    R % 2 === 0 && R <= Dh && cos.shape[0] === B && cos.shape[1] === L && tf.util.arraysEqual(cos.shape, sin.shape),
+    R % 2 === 0 && R <= Dh && cos.shape[0] === B && cos.shape[1] === L && (cos.rank === 3 || cos.shape[3] === Dh) && tf.util.arraysEqual(cos.shape, sin.shape),
     () => `applyRotaryPosEmb: x ${JSON.stringify(x.shape)} does not fit cos ${JSON.stringify(cos.shape)} / sin ${JSON.stringify(sin.shape)}`,
   );
-  const pad = (t: tf.Tensor3D, value: number) => tf.expandDims(R === Dh ? t : tf.pad(t, [[0, 0], [0, 0], [0, Dh - R]], value), 2);
-  return applyRotation(x, pad(cos, 1), pad(sin, 0), interleavedRotation(Dh, R)) as tf.Tensor4D; // cos, sin [B, L, 1, Dh]
+  const [c, s] = cos.rank === 4 ? [cos, sin] : rotaryTables(cos as tf.Tensor3D, sin as tf.Tensor3D, Dh);
+  return applyRotation(x, c, s, interleavedRotation(Dh, R)) as tf.Tensor4D;
 }
 
 export const mropeCosSin = tf.op({ mropeCosSin_ });
+export const rotaryTables = tf.op({ rotaryTables_ });
 export const applyRotaryPosEmb = tf.op({ applyRotaryPosEmb_ });

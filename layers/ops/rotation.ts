@@ -52,6 +52,8 @@ function permute(t: tf.Tensor, m: Float32Array, dim: number): tf.Tensor {
  */
 function applyRotation_(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rot: Rotation): tf.Tensor {
   tf.util.assert(x.shape[x.rank - 1] === rot.dim, () => `applyRotation: x ${JSON.stringify(x.shape)} does not end in ${rot.dim}`);
+  // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping.
+  if (!tf.engine().isTapeOn()) return tf.add(tf.mul(x, cos), tf.mul(permute(x, rot.p, rot.dim), sin));
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xx, c, s, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([c, s]);

@@ -3,6 +3,7 @@
 // [512,1024]x[1024,2816] takes 9.9 ms as MatMul and 11.7 ms as BatchMatMulV2 (13.0 ms with the weight transposed,
 // Linear's form: 10.3 ms as MatMul), see docs/benchmark.md. Batched products keep tfjs-node's kernel.
 import * as tf from '@tensorflow/tfjs';
+import { installTfShapeKernels } from './tf_shape';
 
 interface NodeBackend {
   binding: { TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number };
@@ -10,6 +11,7 @@ interface NodeBackend {
 }
 
 export function installTfMatMul(): void {
+  installTfShapeKernels(); // installed with the matmul, the one hook the native backend's overrides have
   const stock = tf.getKernel('BatchMatMul', 'tensorflow');
   if (!stock) return;
   tf.unregisterKernel('BatchMatMul', 'tensorflow');

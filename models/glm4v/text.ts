@@ -11,12 +11,14 @@ import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask } from '../../layers/ops/causal_mask';
-import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
+import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
-/** cos, sin [B, L, rotaryDim] shared by every layer of one forward */
+/** cos, sin [B, L, rotaryDim] of the rotary embedding */
 export type RopeCosSin = [tf.Tensor3D, tf.Tensor3D];
+/** cos, sin [B, L, 1, headDim] as layers/ops/rotary's rotaryTables pads them, shared by every layer of one forward */
+export type RopeTables = [tf.Tensor4D, tf.Tensor4D];
 
 /** M-RoPE tables; holds no tensor (inv_freq is a small host array, a non-persistent buffer in HF). */
 export class Glm4vTextRotaryEmbedding extends Module {
@@ -43,9 +45,11 @@ export class Glm4vTextAttention extends Module {
   private readonly H: number;
   private readonly Hkv: number;
   private readonly Dh: number;
+  private readonly R: number;
 
   constructor(cfg: Glm4vTextConfig) {
     super();
+    this.R = cfg.rotaryDim;
     this.H = cfg.num_attention_heads;
     this.Hkv = cfg.num_key_value_heads;
     this.Dh = cfg.headDim;
@@ -57,13 +61,13 @@ export class Glm4vTextAttention extends Module {
   }
 
   /** x [B, L, D]; mask [B, 1, L, S] additive; cache appended in place -> [B, L, D] */
-  forward(x: tf.Tensor3D, rope: RopeCosSin, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
+  forward(x: tf.Tensor3D, rope: RopeTables, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
     return tf.tidy(() => {
       const [B, L] = x.shape;
       const [cos, sin] = rope;
       // RoPE in the projection layout [B, L, H, Dh]; one transpose each to [B, H, L, Dh] afterwards.
-      const q = applyRotaryPosEmb(tf.reshape(this.qProj.forward(x), [B, L, this.H, this.Dh]), cos, sin);
-      const k = applyRotaryPosEmb(tf.reshape(this.kProj.forward(x), [B, L, this.Hkv, this.Dh]), cos, sin);
+      const q = applyRotaryPosEmb(tf.reshape(this.qProj.forward(x), [B, L, this.H, this.Dh]), cos, sin, this.R);
+      const k = applyRotaryPosEmb(tf.reshape(this.kProj.forward(x), [B, L, this.Hkv, this.Dh]), cos, sin, this.R);
       const v = tf.reshape(this.vProj.forward(x), [B, L, this.Hkv, this.Dh]);
       const kt = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, L, Dh]
       const vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
@@ -114,7 +118,7 @@ export class Glm4vTextDecoderLayer extends Module {
   }
 
   /** GLM's sandwich: each sublayer's output is normalized again before the residual add. [B, L, D] -> [B, L, D] */
-  forward(x: tf.Tensor3D, rope: RopeCosSin, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
+  forward(x: tf.Tensor3D, rope: RopeTables, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
     return tf.tidy(() => {
       const attn = this.selfAttn.forward(this.inputLayernorm.forward(x) as tf.Tensor3D, rope, mask, cache);
       const h = tf.add(x, this.postSelfAttnLayernorm.forward(attn)) as tf.Tensor3D;
@@ -166,11 +170,11 @@ export class Glm4vTextModel extends Module {
       const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
       // Without padding the mask is batch-independent ([1, 1, L, S]), and a single query sees every key (no mask).
       const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
-      const rope = this.rotaryEmb.forward(positionIds);
+      const rope = rotaryTables(...this.rotaryEmb.forward(positionIds), this.config.headDim);
       const ckpt = cache ? undefined : this.gradientCheckpointing;
       const consts = mask ? [...rope, mask] : rope;
       this.layers.items.forEach((layer, i) => {
-        h = callLayer(layer, ckpt, (x, c, s, m) => layer.forward(x, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null, cache?.layers[i]), h, consts);
+        h = callLayer(layer, ckpt, (x, c, s, m) => layer.forward(x, [c as tf.Tensor4D, s as tf.Tensor4D], (m ?? null) as tf.Tensor4D | null, cache?.layers[i]), h, consts);
       });
       return this.norm.forward(h) as tf.Tensor3D;
     });

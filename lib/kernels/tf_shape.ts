@@ -1,0 +1,83 @@
+// The native backend's Reshape, Transpose and Mean with their small int32 operands (shape, perm, axes) kept as
+// TensorFlow tensors made once per distinct value, and Mean without tfjs-node's float32 -> float32 Cast. tfjs-node's
+// own kernels make a tfjs tensor1d for the operand on every call (and Mean a Cast copy of its input): a one-token
+// decode step runs about 300 of these on tiny tensors, so their per-call cost, not their arithmetic, is what they
+// take. The TensorFlow ops run are the same (Reshape, Transpose, Mean), so every value is the same.
+import * as tf from '@tensorflow/tfjs';
+
+interface Binding {
+  TF_ATTR_BOOL: number;
+  TF_ATTR_TYPE: number;
+  TF_INT32: number;
+  createTensor(shape: number[], dtype: number, values: Int32Array): number;
+  executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): unknown[];
+}
+
+interface NodeBackend {
+  binding: Binding;
+  getDTypeInteger(dtype: string): number;
+  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
+  createOutputTensor(metadata: unknown): tf.TensorInfo;
+}
+
+/** int32 vectors by value, as TensorFlow tensor ids owned here for the life of the process (a few hundred bytes). */
+const vectors = new Map<string, number>();
+const MAX_VECTORS = 4096;
+
+function vectorId(be: NodeBackend, values: number[]): number {
+  const key = values.join(',');
+  let id = vectors.get(key);
+  if (id === undefined) {
+    id = be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values));
+    // a bound on what a long-running process keeps: past it, new values are made per call (and freed by nothing
+    // here, so never cached): in practice a model uses a few dozen shapes
+    if (vectors.size < MAX_VECTORS) vectors.set(key, id);
+  }
+  return id;
+}
+
+function run(be: NodeBackend, name: string, attrs: unknown[], x: tf.TensorInfo, values: number[]): tf.TensorInfo {
+  const [xId] = be.getInputTensorIds([x]);
+  const out = be.binding.executeOp(name, attrs, [xId!, vectorId(be, values)], 1);
+  return be.createOutputTensor(out[0]);
+}
+
+const type = (be: NodeBackend, name: string, dtype: string) => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.getDTypeInteger(dtype) });
+
+export function installTfShapeKernels(): void {
+  const stock = {
+    reshape: tf.getKernel('Reshape', 'tensorflow'),
+    transpose: tf.getKernel('Transpose', 'tensorflow'),
+    mean: tf.getKernel('Mean', 'tensorflow'),
+  };
+  if (!stock.reshape || !stock.transpose || !stock.mean) return;
+  const replace = (kernelName: string, kernelFunc: tf.KernelFunc) => {
+    tf.unregisterKernel(kernelName, 'tensorflow');
+    tf.registerKernel({ kernelName, backendName: 'tensorflow', kernelFunc });
+  };
+  const plain = (dtype: string) => dtype === 'float32' || dtype === 'int32' || dtype === 'bool';
+  replace('Reshape', (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!plain(x.dtype)) return stock.reshape!.kernelFunc(args);
+    const be = args.backend as unknown as NodeBackend;
+    const { shape } = args.attrs as { shape: number[] };
+    return run(be, 'Reshape', [type(be, 'T', x.dtype), type(be, 'Tshape', 'int32')], x, shape);
+  });
+  replace('Transpose', (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!plain(x.dtype)) return stock.transpose!.kernelFunc(args);
+    const be = args.backend as unknown as NodeBackend;
+    const { perm } = args.attrs as { perm: number[] };
+    return run(be, 'Transpose', [type(be, 'T', x.dtype), type(be, 'Tperm', 'int32')], x, perm);
+  });
+  replace('Mean', (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    // tfjs-node casts every input to float32 first; for a float32 input that Cast is a copy
+    if (x.dtype !== 'float32') return stock.mean!.kernelFunc(args);
+    const be = args.backend as unknown as NodeBackend;
+    const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
+    const axes = tf.util.parseAxisParam(axis, x.shape);
+    const attrs = [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: keepDims }, type(be, 'T', 'float32'), type(be, 'Tidx', 'int32')];
+    return run(be, 'Mean', attrs, x, axes);
+  });
+}
