@@ -3,7 +3,9 @@
 Usage (bench.ts runs it; by hand for a check):
   python scripts/bench/bench_torch.py load --model out/bench_model
   python scripts/bench/bench_torch.py run --model out/bench_model [--threads 2] [--warmup 1] [--runs 5]
-      [--decode-steps 16] [--train-steps 3] [--rows vision,prefill,decode,train,matmul]
+      [--decode-steps 16] [--train-steps 3] [--rows vision,prefill,decode,train,matmul] [--device cuda] [--dtype bfloat16]
+--device/--dtype (default cpu/float32) run the same rows on a GPU or in bf16 (scripts/gpu/gpu_run.sh): every timed
+run then ends with torch.cuda.synchronize(), so a row's time includes its kernels.
 Prints one JSON line (wall-clock and process CPU times in ms of each run after --warmup) as its last line of output.
 """
 from __future__ import annotations
@@ -38,14 +40,19 @@ def load_row(model_dir: str) -> dict:
             "rss_after_mib": vm_kib("VmRSS") / 1024, "params": n}
 
 
+SYNC = lambda: None  # noqa: E731  (torch.cuda.synchronize on a GPU: set by run_rows)
+
+
 def timed(fn, warmup: int, runs: int) -> tuple[list[float], list[float]]:
     """Wall-clock and process CPU time (all threads) of each run, in ms."""
     for _ in range(warmup):
         fn()
+    SYNC()
     wall, cpu = [], []
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
         fn()
+        SYNC()
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
     return wall, cpu
@@ -67,25 +74,32 @@ def run_rows(args) -> dict:
     with safe_open(f"{args.model}/inputs.safetensors", "pt") as f:
         inp = {k: f.get_tensor(k) for k in f.keys()}
         meta = f.metadata()
-    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=torch.float32)
+    global SYNC
+    dev, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    if dev.type == "cuda":
+        SYNC = torch.cuda.synchronize
+        torch.backends.cuda.matmul.allow_tf32 = False  # float32 means float32, as ours
+        torch.backends.cudnn.allow_tf32 = False
+    inp = {k: (v.to(dev, dtype) if v.is_floating_point() else v.to(dev)) for k, v in inp.items()}
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(dev)
     model.eval()
     rows = set(args.rows.split(","))
     import transformers
-    res: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
+    res: dict = {"device": str(dev), "dtype": args.dtype, "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
                  "attn_implementation": model.config._attn_implementation}
     long = lambda t: t.to(torch.long)  # noqa: E731
 
     if "matmul" in rows:
         M, K, N = (int(x) for x in args.matmul.split(","))
-        a, b = torch.randn(M, K), torch.randn(K, N)
+        a, b = torch.randn(M, K, device=dev, dtype=dtype), torch.randn(K, N, device=dev, dtype=dtype)
         put(res, "matmul", timed(lambda: torch.mm(a, b), 2, max(args.runs, 5)))
-        w = torch.randn(N, K)  # the form every nn.Linear takes: weight [out, in]
+        w = torch.randn(N, K, device=dev, dtype=dtype)  # the form every nn.Linear takes: weight [out, in]
         put(res, "matmul_linear", timed(lambda: torch.nn.functional.linear(a, w), 2, max(args.runs, 5)))
 
     with torch.no_grad():
         if "vision" in rows:
             pv = inp["vision.pixel_values"]
-            grid = torch.tensor(json.loads(meta["vision_grid_thw"]))
+            grid = torch.tensor(json.loads(meta["vision_grid_thw"]), device=dev)
             put(res, "vision", timed(lambda: model.model.get_image_features(pv, grid), args.warmup, args.runs))
 
         if "prefill" in rows:
@@ -96,7 +110,7 @@ def run_rows(args) -> dict:
                 out = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
                 last["logits"] = out.logits[0, -1]
             put(res, "prefill", timed(prefill, args.warmup, args.runs))
-            res["prefill_last_logits"] = last["logits"].tolist()
+            res["prefill_last_logits"] = last["logits"].float().tolist()
 
         if "decode" in rows:
             # every context prefilled, then their decode steps alternate (same machine load for all, as ours.ts)
@@ -113,8 +127,10 @@ def run_rows(args) -> dict:
                 steps = {ctx: ([], []) for ctx in contexts}
                 for s in range(args.decode_steps):
                     for ctx, cache in zip(contexts, caches):
+                        SYNC()
                         t0, c0 = time.perf_counter(), time.process_time()
                         model(input_ids=toks[:, s:s + 1], cache=cache, use_cache=True, logits_to_keep=1)
+                        SYNC()
                         steps[ctx][0].append((time.perf_counter() - t0) * 1000)
                         steps[ctx][1].append((time.process_time() - c0) * 1000)
                 if rep == args.warmup:
@@ -126,7 +142,7 @@ def run_rows(args) -> dict:
         model.train()
         ids, labels = long(inp["train.input_ids"]), long(inp["train.labels"])
         pv = inp["train.pixel_values"]
-        grid = torch.tensor(json.loads(meta["train_grid_thw"]))
+        grid = torch.tensor(json.loads(meta["train_grid_thw"]), device=dev)
         mm_types = (ids == int(meta["image_token_id"])).to(torch.int32)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
         losses = []
@@ -141,6 +157,8 @@ def run_rows(args) -> dict:
         put(res, "train", timed(step, 1, args.train_steps))
         res["train_losses"] = losses
     res["peak_rss_mib"] = vm_kib("VmHWM") / 1024
+    if dev.type == "cuda":
+        res["cuda_peak_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return res
 
 
@@ -156,6 +174,8 @@ def main() -> None:
     p.add_argument("--contexts", default="128,1024")
     p.add_argument("--matmul", default="512,1024,2816")
     p.add_argument("--rows", default="matmul,vision,prefill,decode,train")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = p.parse_args()
     res = load_row(args.model) if args.mode == "load" else run_rows(args)
     print(json.dumps(res))
