@@ -62,8 +62,7 @@ export async function ask(page: Page, question: string): Promise<{ answer: strin
     w.chunks = 0;
     new MutationObserver(() => w.chunks++).observe(document.getElementById('answer')!, { childList: true, characterData: true, subtree: true });
   });
-  await page.click('#go');
-  await page.waitForFunction(() => document.body.dataset.state === 'answering', null, { timeout: 10000 }).catch(() => undefined);
+  await page.click('#go'); // the submit handler marks the page 'answering' before its first await
   await page.waitForFunction(() => document.body.dataset.state === 'idle', null, { timeout: 120000 });
   const error = await page.evaluate(() => (document.getElementById('error')!.hidden ? null : document.getElementById('error')!.textContent));
   return {
