@@ -18,12 +18,12 @@ export class Linear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const x2 = tf.reshape(x, [-1, this.inFeatures]);
+      const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]); // a reshape is a kernel call on native TF
       // a weight larger than one WebGPU binding (lm_head at vocab 151552): one matMul per row chunk, outputs side by side
       const split = rowChunks(this.weight.value, `Linear(${this.inFeatures} -> ${this.outFeatures}) weight`);
       let y = split ? tf.concat(split.chunks.map((w) => tf.matMul(x2, w, false, true)), -1) : tf.matMul(x2, this.weight.value, false, true);
       if (this.bias) y = tf.add(y, this.bias.value);
-      return tf.reshape(y, [...lead, this.outFeatures]);
+      return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures]);
     });
   }
 }

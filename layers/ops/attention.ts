@@ -16,8 +16,9 @@ function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | null,
   // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
   // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
   const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
-  let scores: tf.Tensor = tf.reshape(qk, [B, H, L, S]);
-  if (mask) scores = tf.add(scores, mask);
+  // The softmax is row by row, so without a mask it runs on the grouped rows as they are (two reshapes fewer).
+  if (!mask) return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.softmax(qk) as tf.Tensor3D];
+  const scores = tf.add(tf.reshape(qk, [B, H, L, S]), mask);
   return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S])];
 }
 
@@ -93,7 +94,8 @@ function cachedAttention_(q: tf.Tensor4D, k: tf.Tensor4D, vT: tf.Tensor4D, mask:
   const [, , probs] = probabilities(q, k, mask, scale);
   const vTg = tf.reshape(vT, [B * Hkv, Dh, S]);
   const out = G * L <= Dh ? tf.transpose(tf.matMul(vTg, probs, false, true), [0, 2, 1]) : tf.matMul(probs, vTg, false, true);
-  return tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
+  // with one query per head, [B*Hkv, G, Dh] is already [B, 1, H, Dh] in memory: a reshape, not a transpose
+  return L === 1 ? tf.reshape(out, [B, 1, H, Dh]) : tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
 }
 
 export const cachedAttention = tf.op({ cachedAttention_ });

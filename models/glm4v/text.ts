@@ -12,6 +12,7 @@ import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
+import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
@@ -63,19 +64,28 @@ export class Glm4vTextAttention extends Module {
   /** x [B, L, D]; mask [B, 1, L, S] additive; cache appended in place -> [B, L, D] */
   forward(x: tf.Tensor3D, rope: RopeTables, mask: tf.Tensor4D | null, cache?: KVCache): tf.Tensor3D {
     return tf.tidy(() => {
-      const [B, L] = x.shape;
+      const [B, L, D] = x.shape;
       const [cos, sin] = rope;
-      // RoPE in the projection layout [B, L, H, Dh]; one transpose each to [B, H, L, Dh] afterwards.
-      const q = applyRotaryPosEmb(tf.reshape(this.qProj.forward(x), [B, L, this.H, this.Dh]), cos, sin, this.R);
-      const k = applyRotaryPosEmb(tf.reshape(this.kProj.forward(x), [B, L, this.Hkv, this.Dh]), cos, sin, this.R);
-      const v = tf.reshape(this.vProj.forward(x), [B, L, this.Hkv, this.Dh]);
-      const kt = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D; // [B, Hkv, L, Dh]
-      const vt = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
-      const qt = tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D;
+      // The projections on [B*L, D] rows (Linear then folds nothing: each reshape is a kernel call on native TF).
+      const x2 = tf.reshape(x, [B * L, D]);
+      // [B*L, n*Dh] -> [B, n, L, Dh] with RoPE applied. RoPE runs in the projection layout [B, L, n, Dh], then one
+      // transpose; with one token that transpose moves nothing, so the heads are laid out by a reshape and rotated
+      // there (cos, sin [B, 1, 1, Dh] broadcast over them the same way).
+      const heads = (t: tf.Tensor, n: number, rotate: boolean): tf.Tensor4D => {
+        if (L === 1) {
+          const h = tf.reshape(t, [B, n, 1, this.Dh]);
+          return (rotate ? applyRotation(h, cos, sin, interleavedRotation(this.Dh, this.R)) : h) as tf.Tensor4D;
+        }
+        const h = tf.reshape(t, [B, L, n, this.Dh]) as tf.Tensor4D;
+        return tf.transpose(rotate ? applyRotaryPosEmb(h, cos, sin, this.R) : h, [0, 2, 1, 3]) as tf.Tensor4D;
+      };
+      const qt = heads(this.qProj.forward(x2), this.H, true);
+      const kt = heads(this.kProj.forward(x2), this.Hkv, true);
+      const vt = heads(this.vProj.forward(x2), this.Hkv, false);
       const scale = this.Dh ** -0.5;
       // [B, L, H, Dh]; with a cache: keys [B, Hkv, S, Dh], values [B, Hkv, Dh, S]
       const out = cache ? cachedAttention(qt, ...cache.updateAndFetch(kt, vt), mask, scale) : scaledDotProductAttention(qt, kt, vt, mask, scale);
-      return this.oProj.forward(tf.reshape(out, [B, L, this.H * this.Dh])) as tf.Tensor3D;
+      return tf.reshape(this.oProj.forward(tf.reshape(out, [B * L, this.H * this.Dh])), [B, L, D]) as tf.Tensor3D;
     });
   }
 }
@@ -93,8 +103,10 @@ export class Glm4vTextMLP extends Module {
   /** [B, L, D] -> [B, L, D]; the first half of gate_up_proj is the gate */
   forward(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
-      const [gate, up] = tf.split(this.gateUpProj.forward(x), 2, -1) as [tf.Tensor, tf.Tensor];
-      return this.downProj.forward(siluMul(gate, up)) as tf.Tensor3D;
+      const [B, L, D] = x.shape;
+      // on [B*L, D] rows, so that the two Linears fold nothing (a reshape is a kernel call on native TF)
+      const [gate, up] = tf.split(this.gateUpProj.forward(tf.reshape(x, [B * L, D])), 2, -1) as [tf.Tensor, tf.Tensor];
+      return tf.reshape(this.downProj.forward(siluMul(gate, up)), [B, L, D]) as tf.Tensor3D;
     });
   }
 }
