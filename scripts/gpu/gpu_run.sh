@@ -50,6 +50,7 @@ DAWN=.gpu/node_modules/webgpu/dist/linux-x64/dawn.node
 [ -f "$DAWN" ] || xz -dc "$DAWN.xz" >"$DAWN"
 cp package.json .gpu/package.json # the bundles look for the package's package.json above them
 B=$ROOT/.gpu/bundle
+for z in "$B"/*.js.xz; do [ -f "${z%.xz}" ] || xz -dkc "$z" >"${z%.xz}"; done
 export GLM46V_BACKEND=webgpu
 say "gpu_run: $(date -u +%FT%TZ) $(uname -n) small=$SMALL node $("$NODE" --version) torch on $TORCH_DEV; budget ${BUDGET}s"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$LOG"
@@ -79,7 +80,7 @@ stage() {
 }
 
 # 1 adapter
-stage adapter 60 sh -c "'$NODE' '$B/adapter.js' >'$WORK/adapter.json'" && cp "$WORK/adapter.json" "$OUT/"
+stage adapter 60 sh -c "'$NODE' '$B/gpu.js' adapter >'$WORK/adapter.json'" && cp "$WORK/adapter.json" "$OUT/"
 
 # 2 parity: every core reference file, one process each (a crash costs one file)
 parity() {
@@ -88,10 +89,11 @@ parity() {
     spec/fixtures/video/model_video_batch.safetensors spec/fixtures/video/model_mixed.safetensors; do
     [ -f "$f" ] || continue
     echo "-- $f"
-    "$NODE" "$B/main.js" parity --reference "$f" 2>&1 | tee "$WORK/parity_$(basename "$f" .safetensors).txt" | grep -E '^parity:|FAIL|Error' || echo "parity: no result ($f)"
+    "$NODE" "$B/gpu.js" parity --reference "$f" 2>&1 | tee "$WORK/parity_$(basename "$f" .safetensors).txt" | grep -E '^parity:|FAIL|Error' || echo "parity: no result ($f)"
   done
 }
-stage parity 150 parity
+export NODE B WORK
+stage parity 150 bash -c "$(declare -f parity); parity"
 
 # 3 bench: ours on webgpu, then PyTorch float32 and bf16 on the same GPU, same model folder and inputs
 BENCH=$WORK/bench_model
@@ -102,7 +104,7 @@ else
   ROWS=vision,prefill,decode,train; QUICK=(--quick)
   TARGS=(--warmup 1 --runs 2 --decode-steps 6 --train-steps 1)
 fi
-stage bench_webgpu 150 "$NODE" "$B/bench.js" "${QUICK[@]}" --no-torch --rows "$ROWS" --our-threads 1 --model "$BENCH" --out "$WORK/bench_webgpu.json"
+stage bench_webgpu 150 "$NODE" "$B/gpu.js" bench "${QUICK[@]}" --no-torch --rows "$ROWS" --our-threads 1 --model "$BENCH" --out "$WORK/bench_webgpu.json"
 for dt in float32 bfloat16; do
   stage "bench_torch_$dt" 75 sh -c "'$PY' scripts/bench/bench_torch.py run --model '$BENCH' --device $TORCH_DEV --dtype $dt --rows $ROWS ${TARGS[*]} --contexts 128,1024 --matmul 512,1024,2816 | tail -1 >'$WORK/bench_torch_$dt.json'"
 done
@@ -112,7 +114,7 @@ FLASH=$WORK/flash
 if [ "$SMALL" = 1 ]; then FARGS=(--text-layers 2 --vision-blocks 2 --image 112 --text-tokens 16); STEPS=4; else FARGS=(); STEPS=16; fi
 if [ -f "$FLASH/inputs.safetensors" ] || stage flash_make 120 sh -c "'$PY' scripts/gpu/flash_torch.py make --out '$FLASH' --device $TORCH_DEV ${FARGS[*]} | tail -1 >'$WORK/flash_make.json'"; then
   stage flash_torch_float32 100 sh -c "'$PY' scripts/gpu/flash_torch.py run --model '$FLASH' --device $TORCH_DEV --dtype float32 --decode-steps $STEPS --logits '$WORK/flash_f32_logits.safetensors' | tail -1 >'$WORK/flash_torch_float32.json'"
-  stage flash_webgpu 200 sh -c "'$NODE' '$B/flash_run.js' --model '$FLASH' --decode-steps $STEPS --logits '$WORK/flash_f32_logits.safetensors' --profile '$OUT/flash_profile.md' | tail -1 >'$WORK/flash_webgpu.json'"
+  stage flash_webgpu 200 sh -c "'$NODE' '$B/gpu.js' flash --model '$FLASH' --decode-steps $STEPS --logits '$WORK/flash_f32_logits.safetensors' --profile '$OUT/flash_profile.md' | tail -1 >'$WORK/flash_webgpu.json'"
   stage flash_torch_bfloat16 60 sh -c "'$PY' scripts/gpu/flash_torch.py run --model '$FLASH' --device $TORCH_DEV --dtype bfloat16 --decode-steps $STEPS | tail -1 >'$WORK/flash_torch_bfloat16.json'"
 fi
 

@@ -2,7 +2,7 @@
 # Packs what scripts/gpu/gpu_run.sh needs on a GPU machine that has no Node.js and no package registry, into .gpu/
 # (git-ignored through .git/info/exclude; carried by the device tool's `carry: [".gpu"]`, 64 MiB at most):
 #   node.xz                 this machine's Node binary (linux-x64), xz-compressed
-#   bundle/*.js             esbuild bundles of the entry points (the package and tfjs inlined; no node_modules)
+#   bundle/gpu.js.xz        one minified esbuild bundle (scripts/gpu/gpu_entry.ts: the package and tfjs inlined), xz
 #   node_modules/webgpu/    Dawn: index.js, package.json and dist/linux-x64/dawn.node.xz (unpacked there)
 # The reference fixtures travel with the working tree (spec/fixtures is tracked); the benchmark model and the
 # full-size model are made on the GPU machine. Usage: bash scripts/gpu/pack_gpu.sh   (prints the pack's size)
@@ -12,14 +12,18 @@ cd "$(dirname "$0")/../.."
 grep -qxF '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
 rm -rf .gpu && mkdir -p .gpu/bundle .gpu/node_modules/webgpu/dist/linux-x64
 start=$SECONDS
-xz -T2 -6 -c "$(readlink -f "$(command -v node)")" >.gpu/node.xz
+xz -T2 -9e -c "$(readlink -f "$(command -v node)")" >.gpu/node.xz
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json .gpu/node_modules/webgpu/
-xz -T2 -6 -c node_modules/webgpu/dist/linux-x64/dawn.node >.gpu/node_modules/webgpu/dist/linux-x64/dawn.node.xz
-# One bundle per entry point. 'webgpu' stays outside (lib/webgpu.ts imports it at run time, natively); the native
-# TensorFlow backend and the wasm backend's files are not carried: the GPU run uses the webgpu and cpu backends.
-for entry in cli/main.ts scripts/bench/bench.ts scripts/gpu/check.ts scripts/gpu/flash_run.ts scripts/gpu/adapter.ts; do
-  npx esbuild "$entry" --bundle --platform=node --target=node20 --format=cjs --log-level=error \
-    --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
-    --outfile=".gpu/bundle/$(basename "$entry" .ts).js"
-done
-echo "pack_gpu: .gpu is $(du -sm .gpu | cut -f1) MiB ($(du -sb .gpu | cut -f1) bytes) in $((SECONDS - start)) s; the working tree adds $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes"
+xz -T2 -9e -c node_modules/webgpu/dist/linux-x64/dawn.node >.gpu/node_modules/webgpu/dist/linux-x64/dawn.node.xz
+# One bundle (scripts/gpu/gpu_entry.ts dispatches: adapter, bench, flash, or a glm46v CLI command), so tfjs travels once.
+# 'webgpu' stays outside (lib/webgpu.ts imports it at run time, natively); the native TensorFlow backend and the wasm
+# backend's files are not carried: the GPU run uses the webgpu and cpu backends.
+npx esbuild scripts/gpu/gpu_entry.ts --bundle --minify --keep-names --platform=node --target=node20 --format=cjs --log-level=error \
+  --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu --outfile=.gpu/bundle/gpu.js
+xz -T2 -9 .gpu/bundle/*.js
+# what travels: .gpu, .gl (the Vulkan loader debs) and the working tree (tracked and untracked-not-ignored files)
+tree=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | xargs -0 du -cb 2>/dev/null | awk '$2 == "total" { s += $1 } END { print s }')
+carried=$(du -sb .gpu $( [ -d .gl ] && echo .gl) | awk '{ s += $1 } END { print s }')
+echo "pack_gpu: .gpu + .gl $carried bytes + working tree $tree bytes = $(((carried + tree) * 100 / 1048576 / 100)) MiB of the 64 MiB a run may carry"
+[ $((carried + tree)) -le $((64 * 1048576)) ] || { echo "pack_gpu: over 64 MiB" >&2; exit 1; }
+echo "pack_gpu: packed in $((SECONDS - start)) s"
