@@ -1,6 +1,5 @@
 // `pngjs` in the browser bundle (esbuild alias): pngjs's own browserified build (the same parser, with a pure-JS
 // zlib), whose sync reader wants its bundled Buffer polyfill; processors/image_io.ts calls PNG.sync.read as in Node.
-// @ts-expect-error the browser build has no type declarations; it exports { PNG } as lib/png.js does
 import * as browserPng from 'pngjs/browser.js';
 
 type PngClass = { new (o: { width: number; height: number }): { data: Uint8Array }; sync: { read(b: Uint8Array, o?: object): unknown } };
