@@ -3,6 +3,7 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { files } from './byte_source';
+import { tfBf16Tensor } from './kernels/tf_bf16';
 import { brief, ConfigError, isObject, readJson } from './config';
 import type { Module } from './module';
 import { HostTensor, ReadScratch, SafetensorsFile, TensorInfo } from './safetensors';
@@ -84,6 +85,10 @@ export class CheckpointReader {
 
   /** One tensor as a tf.Tensor (the caller disposes it). */
   tensor(key: string): tf.Tensor {
+    // The native backend converts bf16 itself, from the raw bytes read into the reused buffer (lib/kernels/tf_bf16.ts).
+    const info = this.file(key).info(key);
+    const native = info.dtype === 'BF16' ? tfBf16Tensor(this.file(key).readBytes(key, this.scratch), info.shape) : undefined;
+    if (native) return native;
     // The wasm backend copies a new tensor's values into its heap at once, so one pair of host buffers serves every
     // tensor and a load leaves no garbage for the GC to catch up with; other backends may keep the array (cpu does).
     const h = tf.getBackend() === 'wasm' ? this.file(key).read(key, this.scratch) : this.read(key);

@@ -10,6 +10,7 @@ interface Binding {
   TF_ATTR_TYPE: number;
   TF_INT32: number;
   createTensor(shape: number[], dtype: number, values: Int32Array): number;
+  deleteTensor(id: number): void;
   executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): unknown[];
 }
 
@@ -22,23 +23,29 @@ interface NodeBackend {
 
 /** int32 vectors by value, as TensorFlow tensor ids owned here for the life of the process (a few hundred bytes). */
 const vectors = new Map<string, number>();
+/** a bound on what a long-running process keeps (shapes vary with the sequence length); past it, made per call */
 const MAX_VECTORS = 4096;
 
-function vectorId(be: NodeBackend, values: number[]): number {
+/** Runs `use` with the id of a TensorFlow int32 vector holding `values` (cached, or made and freed around the call). */
+export function withVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[], use: (id: number) => T): T {
   const key = values.join(',');
-  let id = vectors.get(key);
-  if (id === undefined) {
-    id = be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values));
-    // a bound on what a long-running process keeps: past it, new values are made per call (and freed by nothing
-    // here, so never cached): in practice a model uses a few dozen shapes
-    if (vectors.size < MAX_VECTORS) vectors.set(key, id);
+  const cached = vectors.get(key);
+  if (cached !== undefined) return use(cached);
+  const id = be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values));
+  if (vectors.size < MAX_VECTORS) {
+    vectors.set(key, id);
+    return use(id);
   }
-  return id;
+  try {
+    return use(id);
+  } finally {
+    be.binding.deleteTensor(id);
+  }
 }
 
 function run(be: NodeBackend, name: string, attrs: unknown[], x: tf.TensorInfo, values: number[]): tf.TensorInfo {
   const [xId] = be.getInputTensorIds([x]);
-  const out = be.binding.executeOp(name, attrs, [xId!, vectorId(be, values)], 1);
+  const out = withVector(be, values, (v) => be.binding.executeOp(name, attrs, [xId!, v], 1));
   return be.createOutputTensor(out[0]);
 }
 

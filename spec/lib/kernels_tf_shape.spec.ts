@@ -1,0 +1,70 @@
+// lib/kernels/tf_shape.ts (Reshape, Transpose, Mean with cached int32 operands) and lib/kernels/tf_bf16.ts (bf16 bytes
+// converted by TensorFlow) on the native backend: the same values as tfjs-node's own kernels would give, and as
+// the host conversion. Runs wherever `glm46v setup` built the backend.
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs';
+import { installKernelOverrides } from '../../lib/kernels';
+import { tfBf16Tensor } from '../../lib/kernels/tf_bf16';
+import { loadNativeBackend } from '../../lib/native/load';
+import { readStatus } from '../../lib/native/paths';
+import { bf16ToF32 } from '../../lib/safetensors';
+import { expectClose } from '../helpers/expect_close';
+import { onBackend, seeded } from '../helpers/on_backend';
+
+if (readStatus()?.ok) {
+  describe('tensorflow Reshape / Transpose / Mean overrides and bf16 conversion (lib/kernels/tf_shape.ts, tf_bf16.ts)', () => {
+    let prev: string;
+    before(async () => {
+      prev = tf.getBackend();
+      expect(loadNativeBackend().ok).to.equal(true);
+      expect(await tf.setBackend('tensorflow')).to.equal(true);
+      installKernelOverrides('tensorflow');
+    });
+    after(async () => {
+      await tf.setBackend(prev);
+    });
+
+    const x = seeded(2 * 3 * 4 * 5, 7);
+    const compute = () => tf.tidy(() => {
+      const t = tf.tensor(x, [2, 3, 4, 5]);
+      const ints = tf.tensor(Array.from(x, (v) => Math.round(v * 100)), [2, 3, 4, 5], 'int32');
+      return [
+        tf.reshape(t, [6, 20]), tf.reshape(t, [-1]), tf.reshape(tf.slice(t, [1, 2, 3, 4], [1, 1, 1, 1]), []), tf.reshape(ints, [4, 30]),
+        tf.transpose(t, [0, 2, 1, 3]), tf.transpose(ints, [3, 2, 1, 0]),
+        tf.mean(t, -1, true), tf.mean(t, [0, 2]), tf.mean(t), tf.mean(ints, 1),
+      ].map((r) => ({ shape: r.shape, dtype: r.dtype, data: Array.from(r.dataSync()) }));
+    });
+
+    // Reshape and Transpose move data: equal to the cpu backend's exactly. Mean is TensorFlow's own reduction (the
+    // same op tfjs-node runs, without its float32 -> float32 Cast): equal to cpu's within float32 rounding.
+    it('Reshape, Transpose and Mean give the values and shapes of the cpu backend, repeatedly (cached operands)', async () => {
+      const ref = await onBackend('cpu', compute);
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) {
+        const got = compute();
+        got.forEach((g, j) => {
+          const r = ref[j]!;
+          expect([g.shape, g.dtype], `result ${j}`).to.deep.equal([r.shape, r.dtype]);
+          if (j < 6) expect(g.data, `result ${j}`).to.deep.equal(r.data);
+          else expectClose(Float32Array.from(g.data), Float32Array.from(r.data), { atol: 1e-6, rtol: 1e-6, label: `mean ${j}` });
+        });
+      }
+      expect(tf.memory().numTensors).to.equal(before);
+    });
+
+    it('tfBf16Tensor equals the host conversion bit for bit (NaN, inf, subnormals and signs included)', () => {
+      const u16 = new Uint16Array(4096);
+      for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
+      u16.set([0x7fc0, 0xff80, 0x7f80, 0x0001, 0x8001, 0x8000, 0x0000], 0);
+      const bytes = new Uint8Array(u16.buffer);
+      const t = tfBf16Tensor(bytes, [64, 64])!;
+      expect(t.shape).to.deep.equal([64, 64]);
+      expect(t.dtype).to.equal('float32');
+      const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+      const want = new Uint32Array(bf16ToF32(u16).buffer);
+      t.dispose();
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
+      expect(tfBf16Tensor(bytes.subarray(2), [4095]), 'unaligned or odd: the host converts').to.equal(undefined);
+    });
+  });
+}
