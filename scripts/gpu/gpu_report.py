@@ -10,11 +10,19 @@ import sys
 
 
 def load(path: str):
+    """A JSON file, or the last line of a program's output that is one; None when there is none."""
     try:
         with open(path) as f:
-            text = f.read().strip().splitlines()
-        return json.loads(text[-1]) if text else None
-    except (OSError, ValueError):
+            text = f.read().strip()
+    except OSError:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text.splitlines()[-1]) if text else None
+    except ValueError:
         return None
 
 

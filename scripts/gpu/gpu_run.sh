@@ -89,7 +89,7 @@ parity() {
     spec/fixtures/video/model_video_batch.safetensors spec/fixtures/video/model_mixed.safetensors; do
     [ -f "$f" ] || continue
     echo "-- $f"
-    "$NODE" "$B/gpu.js" parity --reference "$f" 2>&1 | tee "$WORK/parity_$(basename "$f" .safetensors).txt" | grep -E '^parity:|FAIL|Error' || echo "parity: no result ($f)"
+    "$NODE" "$B/gpu.js" parity --reference "$f" 2>&1 | tee "$WORK/parity_$(basename "$(dirname "$f")")_$(basename "$f" .safetensors).txt" | grep -E '^parity:|FAIL|Error' || echo "parity: no result ($f)"
   done
 }
 export NODE B WORK
