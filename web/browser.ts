@@ -5,7 +5,9 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { MemorySource, useByteSource } from '../lib/byte_source';
+import { setDeviceLimits } from '../lib/device_limits';
 import { installKernelOverrides } from '../lib/kernels';
+import { installWebGpuFixes } from '../lib/kernels/webgpu_fixes';
 import { readAllSafetensors } from '../lib/safetensors';
 import { formatParity, runParity } from '../cli/parity_runner';
 import { generateGreedy } from '../cli/parity_generate';
@@ -109,6 +111,12 @@ export async function initBackend(wasmPath: string, only?: 'webgpu' | 'wasm'): P
 async function ready(name: 'webgpu' | 'wasm'): Promise<BackendChoice> {
   await tf.ready();
   installKernelOverrides(name);
+  if (name === 'webgpu') {
+    // the same kernel fixes and binding limits as Dawn in Node (lib/webgpu.ts): masked softmax rows, broadcast matMul
+    installWebGpuFixes();
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    setDeviceLimits({ backend: 'webgpu', device: 'browser', maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize, maxBufferSize: device.limits.maxBufferSize });
+  }
   return { name };
 }
 
