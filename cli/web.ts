@@ -58,7 +58,7 @@ function handler(table: Array<[string, string]>): http.RequestListener {
 
 /** The bundle, built now when a checkout has esbuild and no bundle yet. */
 async function ensureBundle(): Promise<void> {
-  if (!fs.existsSync(packageFile('web', 'index.html'))) throw new CliError(`no page at ${packageFile('web')}: glm46v web runs from a checkout of the repository`);
+  if (!fs.existsSync(packageFile('web', 'index.html'))) throw new CliError(`no page at ${packageFile('web')}: the installed package lacks web/ (reinstall it)`);
   if (fs.existsSync(packageFile('out', 'web', 'glm46v.js'))) return;
   const script = packageFile('scripts', 'web', 'build.mjs');
   if (!fs.existsSync(script)) throw new CliError(`no browser bundle at ${packageFile('out', 'web')}: run 'npm run build:web' in a checkout`);
