@@ -79,8 +79,16 @@ export class Glm4vTextAttention extends Module {
         const h = tf.reshape(t, [B, L, n, this.Dh]) as tf.Tensor4D;
         return tf.transpose(rotate ? applyRotaryPosEmb(h, cos, sin, this.R) : h, [0, 2, 1, 3]) as tf.Tensor4D;
       };
-      const qt = heads(this.qProj.forward(x2), this.H, true);
-      const kt = heads(this.kProj.forward(x2), this.Hkv, true);
+      let qt: tf.Tensor4D, kt: tf.Tensor4D;
+      if (L === 1) {
+        // one token: the q and k heads side by side, [B, H + Hkv, 1, Dh], rotated by one applyRotation (each head's
+        // values are those of its own rotation), then split: 5 kernels fewer than two rotations
+        const qk = tf.reshape(tf.concat([this.qProj.forward(x2), this.kProj.forward(x2)], 1), [B, this.H + this.Hkv, 1, this.Dh]);
+        [qt, kt] = tf.split(applyRotation(qk, cos, sin, interleavedRotation(this.Dh, this.R)), [this.H, this.Hkv], 1) as [tf.Tensor4D, tf.Tensor4D];
+      } else {
+        qt = heads(this.qProj.forward(x2), this.H, true);
+        kt = heads(this.kProj.forward(x2), this.Hkv, true);
+      }
       const vt = heads(this.vProj.forward(x2), this.Hkv, false);
       const scale = this.Dh ** -0.5;
       // [B, L, H, Dh]; with a cache: keys [B, Hkv, S, Dh], values [B, Hkv, Dh, S]
