@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { KVCache } from '../../lib/kv_cache';
 import { Module, ModuleList } from '../../lib/module';
 import { Embedding } from '../../layers/embedding';
-import { checkpoint } from '../../layers/grad_checkpoint';
+import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
@@ -157,12 +157,9 @@ export class Glm4vMoeTextModel extends Module {
       const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
       const rope = this.rotaryEmb.forward(positionIds);
       const ckpt = cache ? undefined : this.gradientCheckpointing;
+      const consts = mask ? [...rope, mask] : rope;
       this.layers.items.forEach((layer, i) => {
-        if (!ckpt) h = layer.forward(h, rope, mask, cache?.layers[i]);
-        else {
-          const run = (x: tf.Tensor, c: tf.Tensor, s: tf.Tensor, m?: tf.Tensor) => layer.forward(x as tf.Tensor3D, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null);
-          h = checkpoint(run, [h], mask ? [...rope, mask] : rope, [...layer.namedParameters().values()].filter(ckpt)) as tf.Tensor3D;
-        }
+        h = callLayer(layer, ckpt, (x, c, s, m) => layer.forward(x, [c as tf.Tensor3D, s as tf.Tensor3D], (m ?? null) as tf.Tensor4D | null, cache?.layers[i]), h, consts);
       });
       return this.norm.forward(h) as tf.Tensor3D;
     });

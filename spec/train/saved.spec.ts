@@ -14,22 +14,12 @@ import { CheckpointReader } from '../../lib/checkpoint';
 import { compare, referenceInputs } from '../../cli/parity_runner';
 import { loadModel } from '../../models/glm4v/auto';
 import { fixturePath, loadReference } from '../helpers/fixtures';
+import { quiet } from '../helpers/quiet';
 
 const ref = loadReference(fixturePath('train', 'saved_tiny_a.safetensors'));
 const cases = JSON.parse(ref.metadata.cases!) as Record<string, string[]>;
 const digests = JSON.parse(ref.metadata.weights_sha256!) as Record<string, string>;
 const ROOT = path.resolve(__dirname, '..', '..');
-
-async function quiet<T>(fn: () => Promise<T>): Promise<T> {
-  const [w1, w2] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = process.stderr.write = (() => true) as typeof process.stdout.write;
-  try {
-    return await fn();
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
 
 describe('checkpoints saved by finetune vs transformers loading them (check_saved.py)', () => {
   const batch = loadReference(fixturePath('model', 'tiny_a_batch.safetensors'));

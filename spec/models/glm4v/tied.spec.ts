@@ -24,6 +24,7 @@ import { isIgnoredKey } from '../../../models/glm4v/weights';
 import { expectClose, expectCloseAsync } from '../../helpers/expect_close';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
 import { expectReferenceParity } from '../../helpers/parity_runner';
+import { quiet } from '../../helpers/quiet';
 
 const MODEL = fixturePath('tied', 'model');
 const EMBED = 'model.language_model.embed_tokens.weight';
@@ -44,17 +45,6 @@ function variant(weights: (t: Map<string, HostTensor>) => Map<string, HostTensor
   config(c);
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(c));
   return dir;
-}
-
-async function quiet<T>(fn: () => Promise<T>): Promise<T> {
-  const [w1, w2] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = process.stderr.write = (() => true) as typeof process.stdout.write;
-  try {
-    return await fn();
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
 }
 
 describe('tie_word_embeddings: where the flag is read (as transformers 5.24, config_cases.json)', () => {

@@ -14,20 +14,10 @@ import { CheckpointReader } from '../../../lib/checkpoint';
 import { compare, referenceInputs } from '../../../cli/parity_runner';
 import { loadModel } from '../../../models/glm4v/auto';
 import { fixturePath, loadReference } from '../../helpers/fixtures';
+import { quiet } from '../../helpers/quiet';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const files = (dir: string) => fs.readdirSync(dir).filter((f) => /^model.*\.safetensors(\.index\.json)?$/.test(f)).sort();
-
-async function quiet<T>(fn: () => Promise<T>): Promise<T> {
-  const [w1, w2] = [process.stdout.write, process.stderr.write];
-  process.stdout.write = process.stderr.write = (() => true) as typeof process.stdout.write;
-  try {
-    return await fn();
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
-}
 
 /** What each model's saves must hold: one key of its expert layout, and the keys that stay F32 in a BF16 save. */
 const LAYOUT = {
