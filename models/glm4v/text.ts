@@ -183,13 +183,10 @@ export class Glm4vTextModel extends Module {
   /** The last hidden state after `norm`, [B, L, D]. */
   forward(inputs: TextModelInputs): tf.Tensor3D {
     const { cache } = inputs;
-    const [B, L] = checkInputs(inputs, this.config);
-    const past = cache?.offset ?? 0;
+    const [B, L] = checkTextInputs(inputs, this.config);
     return tf.tidy(() => {
-      let h = inputs.inputsEmbeds ?? (this.embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
-      const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
-      // Without padding the mask is batch-independent ([1, 1, L, S]), and a single query sees every key (no mask).
-      const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
+      const { h: embeds, positionIds, mask } = textModelInputs(inputs, this.embedTokens, B, L);
+      let h = embeds;
       const rope = rotaryTables(...this.rotaryEmb.forward(positionIds), this.config.headDim);
       const ckpt = cache ? undefined : this.gradientCheckpointing;
       const consts = mask ? [...rope, mask] : rope;
@@ -207,26 +204,39 @@ export class Glm4vTextModel extends Module {
   }
 }
 
-/** Boundary checks of TextModelInputs (shapes only, no data read); returns [B, L]. */
-function checkInputs(inputs: TextModelInputs, cfg: Glm4vTextConfig): [number, number] {
+/** Boundary checks of TextModelInputs (shapes only, no data read); returns [B, L]. `who` names the model in errors. */
+export function checkTextInputs(inputs: TextModelInputs, cfg: { hidden_size: number; num_hidden_layers: number }, who = 'Glm4vTextModel'): [number, number] {
   const { inputIds, inputsEmbeds, positionIds, attentionMask, cache } = inputs;
   if ((inputIds === undefined) === (inputsEmbeds === undefined)) {
-    throw new Error('Glm4vTextModel: give exactly one of inputIds and inputsEmbeds');
+    throw new Error(`${who}: give exactly one of inputIds and inputsEmbeds`);
   }
   if (inputsEmbeds && (inputsEmbeds.rank !== 3 || inputsEmbeds.shape[2] !== cfg.hidden_size)) {
-    throw new Error(`Glm4vTextModel: inputsEmbeds ${shape(inputsEmbeds)} is not [B, L, ${cfg.hidden_size}]`);
+    throw new Error(`${who}: inputsEmbeds ${shape(inputsEmbeds)} is not [B, L, ${cfg.hidden_size}]`);
   }
-  if (inputIds && inputIds.rank !== 2) throw new Error(`Glm4vTextModel: inputIds ${shape(inputIds)} is not [B, L]`);
+  if (inputIds && inputIds.rank !== 2) throw new Error(`${who}: inputIds ${shape(inputIds)} is not [B, L]`);
   const [B, L] = (inputIds ?? inputsEmbeds)!.shape as [number, number];
   const past = cache?.offset ?? 0;
   if (positionIds && !tf.util.arraysEqual(positionIds.shape, [3, B, L])) {
-    throw new Error(`Glm4vTextModel: positionIds ${shape(positionIds)} is not [3, ${B}, ${L}] (rows t, h, w)`);
+    throw new Error(`${who}: positionIds ${shape(positionIds)} is not [3, ${B}, ${L}] (rows t, h, w)`);
   }
   if (attentionMask && !tf.util.arraysEqual(attentionMask.shape, [B, past + L])) {
-    throw new Error(`Glm4vTextModel: attentionMask ${shape(attentionMask)} is not [${B}, ${past + L}] (past ${past} + ${L} new tokens)`);
+    throw new Error(`${who}: attentionMask ${shape(attentionMask)} is not [${B}, ${past + L}] (past ${past} + ${L} new tokens)`);
   }
   if (cache && cache.layers.length !== cfg.num_hidden_layers) {
-    throw new Error(`Glm4vTextModel: cache has ${cache.layers.length} layers, the model ${cfg.num_hidden_layers}`);
+    throw new Error(`${who}: cache has ${cache.layers.length} layers, the model ${cfg.num_hidden_layers}`);
   }
   return [B, L];
+}
+
+/**
+ * What every GLM text model does before its layers: the token embeddings (or the given ones), the default M-RoPE
+ * positions arange(past, past + L) on all three rows, and the causal mask: batch-independent [1, 1, L, S] without
+ * padding, none for a single query (it sees every key). Call inside the forward's tidy.
+ */
+export function textModelInputs(inputs: TextModelInputs, embedTokens: Embedding, B: number, L: number): { h: tf.Tensor3D; positionIds: tf.Tensor3D; mask: tf.Tensor4D | null } {
+  const past = inputs.cache?.offset ?? 0;
+  const h = inputs.inputsEmbeds ?? (embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
+  const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
+  const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
+  return { h, positionIds, mask: mask as tf.Tensor4D | null };
 }

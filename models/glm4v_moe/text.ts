@@ -11,10 +11,9 @@ import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
-import { causalMask } from '../../layers/ops/causal_mask';
 import { mropeCosSin, ropeInvFreq } from '../../layers/ops/rotary';
 import { Rotation, applyRotation } from '../../layers/ops/rotation';
-import type { RopeCosSin, TextModelInputs } from '../glm4v/text';
+import { checkTextInputs, textModelInputs, type RopeCosSin, type TextModelInputs } from '../glm4v/text';
 import type { Glm4vMoeTextConfig } from './config';
 import { Glm4vMoeTextMLP, Glm4vMoeTextMoE } from './moe';
 
@@ -149,12 +148,10 @@ export class Glm4vMoeTextModel extends Module {
   /** The last hidden state after `norm`, [B, L, D]; the same inputs as the dense Glm4vTextModel. */
   forward(inputs: TextModelInputs): tf.Tensor3D {
     const { cache } = inputs;
-    const [B, L] = checkInputs(inputs, this.config);
-    const past = cache?.offset ?? 0;
+    const [B, L] = checkTextInputs(inputs, this.config, 'Glm4vMoeTextModel');
     return tf.tidy(() => {
-      let h = inputs.inputsEmbeds ?? (this.embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
-      const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
-      const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
+      const { h: embeds, positionIds, mask } = textModelInputs(inputs, this.embedTokens, B, L);
+      let h = embeds;
       const rope = this.rotaryEmb.forward(positionIds);
       const ckpt = cache ? undefined : this.gradientCheckpointing;
       const consts = mask ? [...rope, mask] : rope;
@@ -166,16 +163,3 @@ export class Glm4vMoeTextModel extends Module {
   }
 }
 
-/** Boundary checks of TextModelInputs (shapes only); returns [B, L]. */
-function checkInputs(inputs: TextModelInputs, cfg: Glm4vMoeTextConfig): [number, number] {
-  const { inputIds, inputsEmbeds, positionIds, attentionMask, cache } = inputs;
-  if ((inputIds === undefined) === (inputsEmbeds === undefined)) throw new Error('Glm4vMoeTextModel: give exactly one of inputIds and inputsEmbeds');
-  const [B, L] = (inputIds ?? inputsEmbeds)!.shape as [number, number];
-  const s = (t: tf.Tensor) => JSON.stringify(t.shape);
-  if (inputsEmbeds && inputsEmbeds.shape[2] !== cfg.hidden_size) throw new Error(`Glm4vMoeTextModel: inputsEmbeds ${s(inputsEmbeds)} is not [B, L, ${cfg.hidden_size}]`);
-  if (positionIds && !tf.util.arraysEqual(positionIds.shape, [3, B, L])) throw new Error(`Glm4vMoeTextModel: positionIds ${s(positionIds)} is not [3, ${B}, ${L}]`);
-  const past = cache?.offset ?? 0;
-  if (attentionMask && !tf.util.arraysEqual(attentionMask.shape, [B, past + L])) throw new Error(`Glm4vMoeTextModel: attentionMask ${s(attentionMask)} is not [${B}, ${past + L}]`);
-  if (cache && cache.layers.length !== cfg.num_hidden_layers) throw new Error(`Glm4vMoeTextModel: cache has ${cache.layers.length} layers, the model ${cfg.num_hidden_layers}`);
-  return [B, L];
-}
