@@ -21,6 +21,9 @@ export function ropeInvFreq(theta: number, rotaryDim: number): Float32Array {
  * Frequency j in section i takes its angle from row i % 3 (chunked M-RoPE, not Qwen3-VL's interleaved one);
  * each angle is then repeated for the (even, odd) pair it rotates.
  * Returns cos, sin [B, L, R] = [c0, c0, c1, c1, ...].
+ * Computed on the host, as the vision rotary is: the angle is torch's float32 product, its cos and sin correctly
+ * rounded. WebGPU's sin and cos are approximations (WGSL allows 2^-11 absolute error; SwiftShader is off by 2e-4 at
+ * angles of 1000 rad), which moved the text layers by 7e-4. Positions are host data (model.ts builds them).
  */
 function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSection: number[]): [tf.Tensor3D, tf.Tensor3D] {
   const [, B, L] = positionIds.shape;
@@ -29,19 +32,21 @@ function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSecti
     positionIds.shape[0] === 3 && mropeSection.reduce((a, b) => a + b, 0) === half,
     () => `mropeCosSin: positionIds ${JSON.stringify(positionIds.shape)} must be [3, B, L] and mrope_section ${JSON.stringify(mropeSection)} must sum to ${half}`,
   );
-  const pos = tf.cast(positionIds, 'float32');
-  const parts: tf.Tensor[] = [];
+  const pos = positionIds.dataSync(), inv = invFreq.dataSync();
+  const row = new Int32Array(half); // which of t, h, w each frequency takes its angle from
   let start = 0;
-  mropeSection.forEach((n, i) => {
-    if (n === 0) return;
-    const row = tf.reshape(tf.slice(pos, [i % 3, 0, 0], [1, B, L]), [B, L, 1]);
-    parts.push(tf.mul(row, tf.slice(invFreq, [start], [n])));
-    start += n;
-  });
-  const freqs = parts.length === 1 ? parts[0]! : tf.concat(parts, -1); // [B, L, R/2]
-  // repeat_interleave(2): [B, L, R/2, 1] -> [B, L, R/2, 2] -> [B, L, R]
-  const pairs = (t: tf.Tensor) => tf.reshape(tf.tile(tf.expandDims(t, -1), [1, 1, 1, 2]), [B, L, 2 * half]) as tf.Tensor3D;
-  return [pairs(tf.cos(freqs)), pairs(tf.sin(freqs))];
+  mropeSection.forEach((n, i) => row.fill(i % 3, start, (start += n)));
+  const cos = new Float32Array(B * L * 2 * half), sin = new Float32Array(B * L * 2 * half);
+  for (let t = 0; t < B * L; t++) {
+    for (let j = 0; j < half; j++) {
+      const angle = Math.fround(pos[row[j]! * B * L + t]! * inv[j]!);
+      const [c, s] = [Math.cos(angle), Math.sin(angle)];
+      const at = t * 2 * half + 2 * j;
+      cos[at] = cos[at + 1] = c;
+      sin[at] = sin[at + 1] = s;
+    }
+  }
+  return [tf.tensor3d(cos, [B, L, 2 * half]), tf.tensor3d(sin, [B, L, 2 * half])];
 }
 
 /**

@@ -236,7 +236,8 @@ export function checkTextInputs(inputs: TextModelInputs, cfg: { hidden_size: num
 export function textModelInputs(inputs: TextModelInputs, embedTokens: Embedding, B: number, L: number): { h: tf.Tensor3D; positionIds: tf.Tensor3D; mask: tf.Tensor4D | null } {
   const past = inputs.cache?.offset ?? 0;
   const h = inputs.inputsEmbeds ?? (embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
-  const positionIds = inputs.positionIds ?? (tf.tile(tf.reshape(tf.range(past, past + L, 1, 'int32'), [1, 1, L]), [3, B, 1]) as tf.Tensor3D);
+  // built on the host: the rotary tables are computed from host positions (layers/ops/rotary.ts)
+  const positionIds = inputs.positionIds ?? tf.tensor3d(Int32Array.from({ length: 3 * B * L }, (_, i) => past + (i % L)), [3, B, L], 'int32');
   const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
   return { h, positionIds, mask: mask as tf.Tensor4D | null };
 }

@@ -116,7 +116,7 @@ describe('glm46v in Chromium (headless, real browser)', function () {
       return (await gpu.requestAdapter().catch(() => null)) ? null : 'navigator.gpu.requestAdapter() found no adapter';
     });
     if (why) {
-      const hint = process.env.GLM46V_WEB_WEBGPU === '1' ? '' : ' (started without --enable-unsafe-webgpu; GLM46V_WEB_WEBGPU=1 adds it)';
+      const hint = process.env.GLM46V_WEB_WEBGPU !== '0' ? '' : ' (started without --enable-unsafe-webgpu: GLM46V_WEB_WEBGPU=0)';
       console.log(`      webgpu: skipped, ${why}${hint}; the wasm runs above are the browser's result`);
       return;
     }

@@ -29,11 +29,11 @@ export function serve(exitAfterS = 600): Promise<Served> {
 }
 
 /**
- * Chromium as it starts for a user: on Linux WebGPU stays off unless GLM46V_WEB_WEBGPU=1 adds --enable-unsafe-webgpu
- * (headless, that gives SwiftShader's software adapter, on which the language model misses parity: docs/web.md).
+ * Chromium with WebGPU on (--enable-unsafe-webgpu: headless on Linux it is off otherwise; SwiftShader's adapter where
+ * there is no GPU); GLM46V_WEB_WEBGPU=0 leaves it off, as a user's Chromium on Linux starts.
  */
 export function launch(): Promise<Browser> {
-  const args = [...(process.env.GLM46V_WEB_WEBGPU === '1' ? ['--enable-unsafe-webgpu'] : []), ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])];
+  const args = [...(process.env.GLM46V_WEB_WEBGPU !== '0' ? ['--enable-unsafe-webgpu'] : []), ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])];
   return chromium.launch({ executablePath: process.env.GLM46V_CHROMIUM ?? '/usr/bin/chromium', headless: true, args });
 }
 
