@@ -20,12 +20,12 @@ export function ropeInvFreq(theta: number, rotaryDim: number): Float32Array {
  * positionIds [3, B, L] int (rows t, h, w); invFreq [R/2]; mropeSection sums to R/2.
  * Frequency j in section i takes its angle from row i % 3 (chunked M-RoPE, not Qwen3-VL's interleaved one);
  * each angle is then repeated for the (even, odd) pair it rotates.
- * Returns cos, sin [B, L, R] = [c0, c0, c1, c1, ...].
+ * Returns cos, sin [B, L, R] = [c0, c0, c1, c1, ...], or with `halves` cat([c, c]) = [c0, c1, ..., c0, c1, ...].
  * Computed on the host, as the vision rotary is: the angle is torch's float32 product, its cos and sin correctly
  * rounded. WebGPU's sin and cos are approximations (WGSL allows 2^-11 absolute error; SwiftShader is off by 2e-4 at
  * angles of 1000 rad), which moved the text layers by 7e-4. Positions are host data (model.ts builds them).
  */
-function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSection: number[]): [tf.Tensor3D, tf.Tensor3D] {
+function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSection: number[], layout: 'pairs' | 'halves' = 'pairs'): [tf.Tensor3D, tf.Tensor3D] {
   const [, B, L] = positionIds.shape;
   const half = invFreq.shape[0];
   tf.util.assert(
@@ -41,9 +41,10 @@ function mropeCosSin_(positionIds: tf.Tensor3D, invFreq: tf.Tensor1D, mropeSecti
     for (let j = 0; j < half; j++) {
       const angle = Math.fround(pos[row[j]! * B * L + t]! * inv[j]!);
       const [c, s] = [Math.cos(angle), Math.sin(angle)];
-      const at = t * 2 * half + 2 * j;
-      cos[at] = cos[at + 1] = c;
-      sin[at] = sin[at + 1] = s;
+      // pairs: [c0, c0, c1, c1, ...] (GLM-4.1V's interleaved rotation); halves: [c0, c1, ..., c0, c1, ...] (glm4v_moe)
+      const [a, b] = layout === 'pairs' ? [t * 2 * half + 2 * j, t * 2 * half + 2 * j + 1] : [t * 2 * half + j, t * 2 * half + half + j];
+      cos[a] = cos[b] = c;
+      sin[a] = sin[b] = s;
     }
   }
   return [tf.tensor3d(cos, [B, L, 2 * half]), tf.tensor3d(sin, [B, L, 2 * half])];

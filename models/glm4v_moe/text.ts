@@ -30,16 +30,7 @@ export class Glm4vMoeTextRotaryEmbedding extends Module {
 
   /** positionIds [3, B, L] -> cos, sin [B, L, rotaryDim] */
   forward(positionIds: tf.Tensor3D): RopeCosSin {
-    return tf.tidy(() => {
-      const [, B, L] = positionIds.shape;
-      const R = 2 * this.invFreq.length;
-      // the dense op repeats each angle for its (even, odd) pair; keep one of each pair, then repeat the halves
-      const halves = mropeCosSin(positionIds, tf.tensor1d(this.invFreq), this.mropeSection).map((t) => {
-        const f = tf.reshape(tf.slice(tf.reshape(t, [B, L, R / 2, 2]), [0, 0, 0, 0], [B, L, R / 2, 1]), [B, L, R / 2]);
-        return tf.concat([f, f], -1) as tf.Tensor3D;
-      });
-      return halves as RopeCosSin;
-    });
+    return tf.tidy(() => mropeCosSin(positionIds, tf.tensor1d(this.invFreq), this.mropeSection, 'halves'));
   }
 }
 

@@ -3,22 +3,11 @@
 // safetensors shapes and offsets, config values). No fuzzing library for Node takes a seed and reproduces one input
 // from (seed, index) without running the ones before it, which is what reporting and minimizing need.
 import * as zlib from 'zlib';
-
-/** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same stream on every platform. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../lib/rng';
 
 /** The generator of input `index` of a run seeded `seed`, independent of every other input. */
 export function inputRng(seed: number, index: number): () => number {
-  const r = prng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
+  const r = mulberry32((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
   r();
   return r;
 }
