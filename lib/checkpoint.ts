@@ -87,7 +87,8 @@ export class CheckpointReader {
   tensor(key: string): tf.Tensor {
     // The native backend converts bf16 itself, from the raw bytes read into the reused buffer (lib/kernels/tf_bf16.ts).
     const info = this.file(key).info(key);
-    const native = info.dtype === 'BF16' ? tfBf16Tensor(this.file(key).readBytes(key, this.scratch), info.shape) : undefined;
+    const f = this.file(key);
+    const native = info.dtype === 'BF16' ? tfBf16Tensor(info.shape, (offset, length) => f.readBytes(key, this.scratch, offset, length)) : undefined;
     if (native) return native;
     // The wasm backend copies a new tensor's values into its heap at once, so one pair of host buffers serves every
     // tensor and a load leaves no garbage for the GC to catch up with; other backends may keep the array (cpu does).

@@ -66,6 +66,22 @@ export class DeviceLimitError extends Error {
   override name = 'DeviceLimitError';
 }
 
+/** tfjs-backend-wasm 4.22 is a wasm32 build whose memory grows to at most 4 GiB (its glue's getHeapMax). */
+export const WASM_HEAP_BYTES = 2 ** 32;
+
+/**
+ * On wasm, refuses a model whose float32 weights alone exceed the heap, before anything is read: without this the
+ * load ends in emscripten's `Aborted()` and "memory access out of bounds" several GiB in.
+ */
+export function assertFitsWasmHeap(params: Map<string, { shape: number[] }>, backend = tf.getBackend()): void {
+  if (backend !== 'wasm') return;
+  let bytes = 0;
+  for (const p of params.values()) bytes += 4 * p.shape.reduce((a, b) => a * b, 1);
+  if (bytes > WASM_HEAP_BYTES) {
+    throw new DeviceLimitError(`cannot load on wasm: the float32 weights are ${formatBytes(bytes)}, over the wasm heap's ${formatBytes(WASM_HEAP_BYTES)}; use the native backend (npx glm46v setup, GLM46V_BACKEND=tensorflow)`);
+  }
+}
+
 /** Parameters whose forward can read them in row chunks (Linear and Embedding weights: [rows, cols]). */
 const rowSplittable = new WeakSet<object>();
 
@@ -78,6 +94,7 @@ export function markRowSplittable(param: object): void {
  * over the limit and not a Linear/Embedding weight, or one of whose rows alone is over it. Lists the first such keys.
  */
 export function assertParametersFit(params: Map<string, { shape: number[] }>): void {
+  assertFitsWasmHeap(params);
   const bad: string[] = [];
   for (const [key, p] of params) {
     const whole = overLimit(key, p.shape);

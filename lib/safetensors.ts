@@ -130,11 +130,14 @@ export class SafetensorsFile {
   }
 
   /** Raw bytes of one tensor, in a fresh (aligned) buffer or in `scratch`'s. */
-  readBytes(name: string, scratch?: ReadScratch): Uint8Array {
+  /** The raw bytes of one tensor, or of `length` bytes of them from `offset` (a chunk of a large tensor). */
+  readBytes(name: string, scratch?: ReadScratch, offset = 0, length?: number): Uint8Array {
     if (this.src === undefined) throw new SafetensorsError(`${this.file}: file is closed`);
     const [s, e] = this.info(name).data_offsets;
-    const buf = scratch ? scratch.bytes(e - s) : new Uint8Array(e - s);
-    if (this.src.read(buf, this.dataStart + s) < buf.length) throw new SafetensorsError(`${this.file}: short read of '${name}'`);
+    const n = length ?? e - s - offset;
+    if (offset < 0 || n < 0 || offset + n > e - s) throw new RangeError(`${this.file}: '${name}': bytes [${offset}, ${offset + n}) outside its ${e - s}`);
+    const buf = scratch ? scratch.bytes(n) : new Uint8Array(n);
+    if (this.src.read(buf, this.dataStart + s + offset) < buf.length) throw new SafetensorsError(`${this.file}: short read of '${name}'`);
     return buf;
   }
 

@@ -24,28 +24,87 @@ interface NodeBackend {
   createOutputTensor(metadata: Meta): tf.Tensor;
 }
 
+/** Tensors over this many bf16 bytes are converted in row chunks of about this size (see tfBf16Tensor). */
+export const CHUNK_BYTES = 16 << 20;
+
 /**
- * bf16 `bytes` (little-endian, as safetensors stores them) of a tensor of `shape` -> a float32 tf.Tensor, or
- * undefined where this path does not apply (another backend, odd length, unaligned bytes): the caller converts on
- * the host then. The bytes are copied before returning, so the caller may reuse them.
+ * A bf16 tensor of `shape` -> a float32 tf.Tensor, or undefined where this path does not apply (another backend, an
+ * odd element count, unaligned bytes): the caller converts on the host then. `read(offset, length)` returns that
+ * many of the tensor's bytes (little-endian, as safetensors stores them); the caller may reuse them after each call.
+ *
+ * Up to CHUNK_BYTES the bytes go to TensorFlow whole. A larger matrix is made with `Empty` and filled chunk of rows
+ * by chunk of rows, each converted and written with `InplaceUpdate`, which writes into its input's buffer
+ * (inplace_ops.cc: "This creates an alias intentionally"; nothing else holds that tensor yet). A load then needs one
+ * chunk beside the float32 weights, not the whole tensor's bytes twice more (the host's read and TensorFlow's copy
+ * of it): GLM-4.6V-Flash's embedding and lm_head are 1.2 GB of bf16 each.
  */
-export function tfBf16Tensor(bytes: Uint8Array, shape: number[]): tf.Tensor | undefined {
-  const n = bytes.byteLength / 2;
-  if (tf.getBackend() !== 'tensorflow' || n % 2 !== 0 || n === 0 || bytes.byteOffset % 4 !== 0) return undefined;
+export function tfBf16Tensor(shape: number[], read: (offset: number, length: number) => Uint8Array, chunkBytes = CHUNK_BYTES): tf.Tensor | undefined {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (tf.getBackend() !== 'tensorflow' || n % 2 !== 0 || n === 0) return undefined;
   const be = tf.backend() as unknown as NodeBackend;
-  const b = be.binding;
-  const type = (name: string, value: number) => ({ name, type: b.TF_ATTR_TYPE, value });
+  const rows = shape.length >= 2 ? shape[0]! : 1, cols = n / rows;
+  const per = rowsPerChunk(rows, cols, chunkBytes);
+  if (per === undefined) {
+    const bytes = read(0, 2 * n);
+    return bytes.byteOffset % 4 === 0 ? be.createOutputTensor(reshape(be, toFloat32(be, bytes), shape)) : undefined;
+  }
+  // Viewed as [chunks, per * cols], so that each chunk is one row of InplaceUpdate: the kernel copies row by row, each
+  // row spread over the thread pool (a row per weight row is ~4x slower at GLM's widths).
+  const b = be.binding, chunks = rows / per, e = per * cols;
+  const out = withVector(be, [chunks, e], (s) => b.executeOp('Empty', [type(b, 'dtype', b.TF_FLOAT), { name: 'init', type: b.TF_ATTR_BOOL, value: false }], [s], 1)[0]!.id);
+  let filled = false;
+  try {
+    for (let c = 0; c < chunks; c++) {
+      const bytes = read(2 * c * e, 2 * e);
+      if (bytes.byteOffset % 4 !== 0) throw new Error(`tfBf16Tensor: read returned unaligned bytes (offset ${bytes.byteOffset})`);
+      const ids = [reshape(be, toFloat32(be, bytes), [1, e]).id, b.createTensor([1], b.TF_INT32, Int32Array.of(c))];
+      try {
+        ids.push(b.executeOp('InplaceUpdate', [type(b, 'T', b.TF_FLOAT)], [out, ids[1]!, ids[0]!], 1)[0]!.id); // an alias of `out`
+      } finally {
+        for (const id of ids) b.deleteTensor(id);
+      }
+    }
+    filled = true;
+    return be.createOutputTensor(reshape(be, out, shape)); // frees `out`
+  } finally {
+    if (!filled) b.deleteTensor(out);
+  }
+}
+
+/**
+ * Rows per chunk for a [rows, cols] matrix: the most that divides `rows` and fits `chunkBytes` of bf16 (the chunks
+ * must be equal: each is one row of a [chunks, per * cols] view). Undefined where the tensor is converted whole: it
+ * fits one chunk, it is not a matrix of even rows, or no divisor gives chunks of at least 1/16 of `chunkBytes`.
+ */
+export function rowsPerChunk(rows: number, cols: number, chunkBytes: number): number | undefined {
+  const most = Math.floor(chunkBytes / (2 * cols));
+  if (rows <= most || cols % 2 !== 0) return undefined;
+  for (let per = most; per >= 1 && 2 * per * cols * 16 >= chunkBytes; per--) if (rows % per === 0) return per;
+  return undefined;
+}
+
+const type = (b: NodeBackend['binding'], name: string, value: number) => ({ name, type: b.TF_ATTR_TYPE, value });
+
+/** bf16 bytes -> a flat float32 TensorFlow tensor (its id): the bytes as int32 pairs, Bitcast, Cast. */
+function toFloat32(be: NodeBackend, bytes: Uint8Array): number {
+  const b = be.binding, n = bytes.byteLength / 2;
   const ids: number[] = [];
   try {
     ids.push(b.createTensor([n / 2], b.TF_INT32, new Int32Array(bytes.buffer, bytes.byteOffset, n / 2)));
-    ids.push(b.executeOp('Bitcast', [type('T', b.TF_INT32), type('type', TF_BFLOAT16)], [ids[0]!], 1)[0]!.id); // [n/2, 2]
-    const cast = [type('SrcT', TF_BFLOAT16), type('DstT', b.TF_FLOAT), { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false }];
-    ids.push(b.executeOp('Cast', cast, [ids[1]!], 1)[0]!.id);
-    for (const id of ids.splice(0, 2)) b.deleteTensor(id); // the bytes' copy, before the reshape
-    const reshape = [type('T', b.TF_FLOAT), type('Tshape', b.TF_INT32)];
-    const out = withVector(be, shape, (s) => b.executeOp('Reshape', reshape, [ids[0]!, s], 1)[0]!);
-    return be.createOutputTensor(out);
+    ids.push(b.executeOp('Bitcast', [type(b, 'T', b.TF_INT32), type(b, 'type', TF_BFLOAT16)], [ids[0]!], 1)[0]!.id); // [n/2, 2]
+    const cast = [type(b, 'SrcT', TF_BFLOAT16), type(b, 'DstT', b.TF_FLOAT), { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false }];
+    return b.executeOp('Cast', cast, [ids[1]!], 1)[0]!.id; // [n/2, 2]
   } finally {
     for (const id of ids) b.deleteTensor(id);
+  }
+}
+
+/** A reshaped view of tensor `id` (its id), which is freed. */
+function reshape(be: NodeBackend, id: number, shape: number[]): Meta {
+  const b = be.binding;
+  try {
+    return withVector(be, shape, (s) => b.executeOp('Reshape', [type(b, 'T', b.TF_FLOAT), type(b, 'Tshape', b.TF_INT32)], [id, s], 1)[0]!);
+  } finally {
+    b.deleteTensor(id);
   }
 }

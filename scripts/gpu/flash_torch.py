@@ -4,9 +4,12 @@
       GLM-4.6V-Flash's widths (text 4096 x 40 layers, 32 heads / 2 KV heads, MLP 13696, vocab 151552; vision 1536 x
       24 blocks), weights N(0, 0.02) as transformers' _init_weights, saved in bf16 with inputs.safetensors: one
       image of --image x --image pixels (random patch rows, its grid) plus --text-tokens text tokens.
-  run --model DIR --device cuda --dtype bfloat16|float32 [--decode-steps 16] [--logits FILE]
-      load time, prefill of the image + text, greedy decode steps, GPU memory; one JSON line; --logits writes the
-      prefill's last-token logits (float32) for the comparison with ours.
+  run --model DIR --device cuda --dtype bfloat16|float32 [--decode-steps 16] [--logits FILE] [--threads N]
+      [--decode-context N]
+      load time and peak RSS, the first answer (prefill of the image + text; its first token's time since the process
+      started: the cold start), a second prefill, greedy decode steps (after the image prefill, or after N tokens of
+      context_ids), GPU memory; one JSON line; --logits writes the prefill's last-token logits (float32) for the
+      comparison with ours. scripts/bench/bench.ts --rows real runs it on the CPU.
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def make(a) -> None:
     with torch.device(a.device):
         model = Glm4vForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     n = sum(p.numel() for p in model.parameters())
-    model.save_pretrained(a.out, max_shard_size="4GB")
+    model.save_pretrained(a.out, max_shard_size=a.shard_size)
     del model
     side = round(a.image / 28) * 2  # smart_resize to a multiple of 28 px: patches per side
     patches, tokens = side * side, side * side // 4
@@ -49,9 +52,28 @@ def make(a) -> None:
     pixels = torch.randn(patches, 3 * 2 * 14 * 14, generator=g)
     ids = [FLASH["ids"]["image_start_token_id"]] + [FLASH["ids"]["image_token_id"]] * tokens + [FLASH["ids"]["image_end_token_id"]]
     ids += torch.randint(0, 151000, (a.text_tokens,), generator=g).tolist()
-    save_file({"pixel_values": pixels, "input_ids": torch.tensor([ids], dtype=torch.int32)}, f"{a.out}/inputs.safetensors",
+    context = torch.randint(0, 151000, (1, a.context), generator=g, dtype=torch.int32)  # the decode row's text context
+    save_file({"pixel_values": pixels, "input_ids": torch.tensor([ids], dtype=torch.int32), "context_ids": context}, f"{a.out}/inputs.safetensors",
               metadata={"image_grid_thw": json.dumps([[1, side, side]]), "params": str(n)})
     print(json.dumps({"params": n, "patches": patches, "prefill_tokens": len(ids), "make_s": time.perf_counter() - t0}))
+
+
+def since_start_s() -> float:
+    """Seconds since this process started (/proc: the same clock scripts/bench/load_compiled.js reads for ours)."""
+    import os
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def vm_mib(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return -1
 
 
 def run(a) -> None:
@@ -62,6 +84,8 @@ def run(a) -> None:
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     dev, dtype = torch.device(a.device), getattr(torch, a.dtype)
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -70,24 +94,35 @@ def run(a) -> None:
     with safe_open(f"{a.model}/inputs.safetensors", "pt") as f:
         pixels, ids = f.get_tensor("pixel_values").to(dev, dtype), f.get_tensor("input_ids").to(dev, torch.long)
         grid = torch.tensor(json.loads(f.metadata()["image_grid_thw"]), device=dev)
+        context = f.get_tensor("context_ids").to(dev, torch.long) if "context_ids" in f.keys() else None
     mm_types = (ids == FLASH["ids"]["image_token_id"]).to(torch.int32)
+    rss_before = vm_mib("VmRSS")
     t0 = time.perf_counter()
     model = AutoModelForImageTextToText.from_pretrained(a.model, dtype=dtype, device_map=a.device if cuda else None).eval()
     sync()
     res = {"device": torch.cuda.get_device_name(dev) if cuda else "cpu", "dtype": a.dtype, "torch": torch.__version__,
-           "load_s": time.perf_counter() - t0, "prefill_tokens": ids.shape[1]}
+           "threads": torch.get_num_threads(), "load_s": time.perf_counter() - t0, "prefill_tokens": ids.shape[1],
+           "rss_before_mib": rss_before, "peak_rss_load_mib": vm_mib("VmHWM")}
     with torch.no_grad():
-        for rep in range(2):  # the first prefill is warm-up (kernel selection, allocator)
+        for rep in range(2):  # the first prefill is the cold start's first answer (and warm-up: kernel selection, allocator)
             cache = DynamicCache(config=model.config)
             model.model.rope_deltas = None
             sync()
             t0 = time.perf_counter()
             out = model(input_ids=ids, pixel_values=pixels, image_grid_thw=grid, mm_token_type_ids=mm_types, cache=cache,
                         use_cache=True, logits_to_keep=1)
+            tok = out.logits[0, -1].argmax().item()
             sync()
-            res["prefill_s"] = time.perf_counter() - t0
+            res["first_prefill_s" if rep == 0 else "prefill_s"] = time.perf_counter() - t0
+            if rep == 0:
+                res["first_token_since_start_s"] = since_start_s()
         last = out.logits[0, -1].float()
         tok = last.argmax().view(1, 1)
+        if a.decode_context and context is not None:  # decode after a text context of that length instead
+            cache = DynamicCache(config=model.config)
+            model.model.rope_deltas = None
+            out = model(input_ids=context[:, :a.decode_context], cache=cache, use_cache=True, logits_to_keep=1)
+            tok = out.logits[0, -1].argmax().view(1, 1)
         steps = []
         for _ in range(a.decode_steps):
             sync()
@@ -97,9 +132,10 @@ def run(a) -> None:
             sync()
             steps.append(time.perf_counter() - t0)
     steps = sorted(steps[1:])
-    res["decode_context"] = ids.shape[1]
+    res["decode_context"] = cache.get_seq_length() - len(steps) - 1
     res["decode_ms_median"] = steps[len(steps) // 2] * 1000
     res["decode_tokens_per_s"] = 1000 / res["decode_ms_median"]
+    res["peak_rss_mib"] = vm_mib("VmHWM")
     if cuda:
         res["gpu_peak_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
     if a.logits:
@@ -116,10 +152,14 @@ def main() -> None:
     p.add_argument("--vision-blocks", type=int, default=24)
     p.add_argument("--image", type=int, default=1024)
     p.add_argument("--text-tokens", type=int, default=64)
+    p.add_argument("--shard-size", default="4GB", help="make: save_pretrained's max_shard_size")
+    p.add_argument("--context", type=int, default=1024, help="make: text tokens of context_ids (run --decode-context)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--decode-steps", type=int, default=16)
     p.add_argument("--logits")
+    p.add_argument("--threads", type=int, default=0, help="run: torch.set_num_threads (default: torch's)")
+    p.add_argument("--decode-context", type=int, default=0, help="run: decode after this many tokens of context_ids (default: after the image prefill)")
     a = p.parse_args()
     make(a) if a.mode == "make" else run(a)
 

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { installKernelOverrides } from '../../lib/kernels';
-import { tfBf16Tensor } from '../../lib/kernels/tf_bf16';
+import { rowsPerChunk, tfBf16Tensor } from '../../lib/kernels/tf_bf16';
 import { loadNativeBackend } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { bf16ToF32 } from '../../lib/safetensors';
@@ -57,14 +57,47 @@ if (readStatus()?.ok) {
       for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
       u16.set([0x7fc0, 0xff80, 0x7f80, 0x0001, 0x8001, 0x8000, 0x0000], 0);
       const bytes = new Uint8Array(u16.buffer);
-      const t = tfBf16Tensor(bytes, [64, 64])!;
+      const reader = (b: Uint8Array) => (offset: number, length: number) => b.subarray(offset, offset + length);
+      const t = tfBf16Tensor([64, 64], reader(bytes))!;
       expect(t.shape).to.deep.equal([64, 64]);
       expect(t.dtype).to.equal('float32');
       const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
       const want = new Uint32Array(bf16ToF32(u16).buffer);
       t.dispose();
       expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
-      expect(tfBf16Tensor(bytes.subarray(2), [4095]), 'unaligned or odd: the host converts').to.equal(undefined);
+      expect(tfBf16Tensor([4095], reader(bytes.subarray(2))), 'odd: the host converts').to.equal(undefined);
+      expect(tfBf16Tensor([2046], reader(bytes.subarray(2))), 'unaligned: the host converts').to.equal(undefined);
+    });
+
+    it('tfBf16Tensor fills a large matrix chunk by chunk in place, bit for bit, reading one chunk at a time', () => {
+      const u16 = new Uint16Array(72 * 32 * 2);
+      for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
+      const bytes = new Uint8Array(u16.buffer);
+      const before = tf.memory().numTensors;
+      const reads: number[][] = [];
+      const scratch = new Uint8Array(1024);
+      const t = tfBf16Tensor([72, 32, 2], (offset, length) => {
+        reads.push([offset, length]);
+        scratch.set(bytes.subarray(offset, offset + length)); // reused for every chunk, as the checkpoint reader does
+        return scratch.subarray(0, length);
+      }, 1024)!;
+      expect(t.shape).to.deep.equal([72, 32, 2]);
+      expect(reads, '8 rows of 128 bytes per chunk').to.deep.equal([...Array(9).keys()].map((i) => [1024 * i, 1024]));
+      const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+      const want = new Uint32Array(bf16ToF32(u16).buffer);
+      t.dispose();
+      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
+      expect(tf.memory().numTensors).to.equal(before);
+    });
+
+    it('rowsPerChunk: the largest divisor of the rows that fits a chunk, or undefined to convert whole', () => {
+      expect(rowsPerChunk(151552, 4096, 64 << 20), "GLM's vocabulary: 32 chunks of 4736 rows").to.equal(4736);
+      expect(rowsPerChunk(13696, 4096, 64 << 20), 'a down projection: 2 chunks').to.equal(6848);
+      expect(rowsPerChunk(72, 64, 1024)).to.equal(8);
+      expect(rowsPerChunk(67, 64, 1024), 'a prime row count: one row a chunk, still 1/16 of a chunk or more').to.equal(1);
+      expect(rowsPerChunk(67, 64, 4096), 'rows of under 1/16 of a chunk: whole').to.equal(undefined);
+      expect(rowsPerChunk(8, 64, 1024), 'fits one chunk').to.equal(undefined);
+      expect(rowsPerChunk(72, 63, 1024), 'odd columns').to.equal(undefined);
     });
   });
 }

@@ -7,7 +7,7 @@
 import * as path from 'path';
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { DeviceLimitError, assertParametersFit, bindingLimit, capBindingSizeForTests, deviceLimits, setDeviceLimits } from '../../lib/device_limits';
+import { DeviceLimitError, WASM_HEAP_BYTES, assertFitsWasmHeap, assertParametersFit, bindingLimit, capBindingSizeForTests, deviceLimits, setDeviceLimits } from '../../lib/device_limits';
 import { Embedding } from '../../layers/embedding';
 import { Linear } from '../../layers/linear';
 import { readJson } from '../../lib/config';
@@ -172,5 +172,18 @@ describe('lib/device_limits (WebGPU binding limits)', () => {
     } finally {
       a.dispose();
     }
+  });
+
+  it('wasm: a model whose float32 weights exceed the 4 GiB heap is refused in one line before loading; other backends take it', () => {
+    // GLM-4.6V-Flash cut to 2 text layers and 2 vision blocks: 1.92e9 parameters, 7.15 GiB in float32 (shapes only)
+    const flash = new Map([['model.language_model.embed_tokens.weight', { shape: [151552, 4096] }], ['lm_head.weight', { shape: [151552, 4096] }],
+      ['model.language_model.layers.0.mlp.gate_up_proj.weight', { shape: [27392, 4096] }]]);
+    const bytes = 4 * (2 * 151552 * 4096 + 27392 * 4096);
+    expect(bytes).to.be.above(WASM_HEAP_BYTES);
+    expect(() => assertFitsWasmHeap(flash, 'wasm')).to.throw(DeviceLimitError,
+      /^cannot load on wasm: the float32 weights are 5\.04 GiB, over the wasm heap's 4\.00 GiB; use the native backend \(npx glm46v setup, GLM46V_BACKEND=tensorflow\)$/);
+    expect(() => assertFitsWasmHeap(flash, 'tensorflow')).to.not.throw();
+    flash.delete('lm_head.weight'); // 2.73 GiB: loads
+    expect(() => assertFitsWasmHeap(flash, 'wasm')).to.not.throw();
   });
 });
