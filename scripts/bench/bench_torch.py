@@ -1,7 +1,7 @@
 """PyTorch + transformers side of scripts/bench/bench.ts: the same model folder, inputs and rows, on the CPU.
 
 Usage (bench.ts runs it; by hand for a check):
-  python scripts/bench/bench_torch.py load --model out/bench_model
+  python scripts/bench/bench_torch.py load --model out/bench_model [--threads 2]   (then the cold start's first answer)
   python scripts/bench/bench_torch.py run --model out/bench_model [--threads 2] [--warmup 1] [--runs 5]
       [--decode-steps 16] [--train-steps 3] [--rows vision,prefill,decode,train,matmul] [--device cuda] [--dtype bfloat16]
 --device/--dtype (default cpu/float32) run the same rows on a GPU or in bf16 (scripts/gpu/gpu_run.sh): every timed
@@ -24,20 +24,43 @@ def vm_kib(field: str) -> int:
     return -1
 
 
-def load_row(model_dir: str) -> dict:
-    """Peak resident memory and time to load the sharded bf16 checkpoint as float32, in this fresh process."""
+def since_start_ms() -> float:
+    """Milliseconds since this process started (/proc: the clock scripts/bench/compiled_rows.js reads for ours)."""
+    import os
+    with open("/proc/self/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return (uptime - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000
+
+
+def load_row(model_dir: str, threads: int) -> dict:
+    """Peak resident memory and time to load the sharded bf16 checkpoint as float32, in this fresh process; then
+    the first answer (the prefill row's 512-token prompt and its first token) and the time since the process started:
+    the cold start of a CLI user."""
     import torch
-    from transformers import AutoModelForImageTextToText
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText, DynamicCache
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    torch.set_num_threads(threads)
     before = vm_kib("VmRSS")
     t0 = time.perf_counter()
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)  # glm4v, or glm4v_moe (--moe)
     ms = (time.perf_counter() - t0) * 1000
     n = sum(p.numel() for p in model.parameters())
-    return {"load_ms": ms, "rss_before_mib": before / 1024, "peak_rss_mib": vm_kib("VmHWM") / 1024,
-            "rss_after_mib": vm_kib("VmRSS") / 1024, "params": n}
+    res = {"load_ms": ms, "rss_before_mib": before / 1024, "peak_rss_mib": vm_kib("VmHWM") / 1024,
+           "rss_after_mib": vm_kib("VmRSS") / 1024, "params": n}
+    with safe_open(f"{model_dir}/inputs.safetensors", "pt") as f:
+        ids = f.get_tensor("prefill.input_ids").to(torch.long)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1)
+        res["first_token"] = out.logits[0, -1].argmax().item()
+    res["first_prefill_ms"] = (time.perf_counter() - t0) * 1000
+    res["first_token_since_start_ms"] = since_start_ms()
+    return res
 
 
 SYNC = lambda: None  # noqa: E731  (torch.cuda.synchronize on a GPU: set by run_rows)
@@ -171,13 +194,13 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--decode-steps", type=int, default=16)
     p.add_argument("--train-steps", type=int, default=3)
-    p.add_argument("--contexts", default="128,1024")
+    p.add_argument("--contexts", default="128,1024,4096")
     p.add_argument("--matmul", default="512,1024,2816")
     p.add_argument("--rows", default="matmul,vision,prefill,decode,train")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = p.parse_args()
-    res = load_row(args.model) if args.mode == "load" else run_rows(args)
+    res = load_row(args.model, args.threads) if args.mode == "load" else run_rows(args)
     print(json.dumps(res))
 
 

@@ -30,7 +30,7 @@ export const BENCH_CONFIG = {
   dtype: 'bfloat16',
   text_config: {
     model_type: 'glm4v_text', vocab_size: VOCAB, hidden_size: 1024, intermediate_size: 2816, num_hidden_layers: 8,
-    num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 4096, rms_norm_eps: 1e-5,
+    num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 8192, rms_norm_eps: 1e-5,
     hidden_act: 'silu', attention_dropout: 0.0, initializer_range: 0.02, use_cache: true,
     // head_dim 64, partial 0.5 -> 32 rotary dims = 16 frequencies, split t/h/w like GLM-4.1V's [8, 12, 12] of 32
     rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.5, mrope_section: [4, 6, 6] },
@@ -69,7 +69,7 @@ export const BENCH_MOE_CONFIG = {
 export const BENCH_SHAPES = {
   visionGrid: [1, 32, 32], // a 448 x 448 image: 1024 patches, 256 LLM tokens
   prefillTokens: 512,
-  decodeContexts: [128, 1024],
+  decodeContexts: [128, 1024, 4096],
   decodeSteps: 64,
   trainBatch: 2,
   trainTokens: 256,
@@ -78,7 +78,7 @@ export const BENCH_SHAPES = {
 };
 
 const SHARD_BYTES = 120 * 1024 * 1024;
-const STAMPS = { glm4v: 'bench-model-v1', glm4v_moe: 'bench-moe-model-v1' };
+const STAMPS = { glm4v: 'bench-model-v2', glm4v_moe: 'bench-moe-model-v2' }; // v2: 4096-token decode context
 
 
 function hash(s: string): number {
