@@ -1,12 +1,13 @@
 // Scaled-dot-product attention with an additive mask and grouped-query heads, as eager_attention_forward +
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
+import type { CachedKV } from '../../lib/kv_cache';
 
 /**
  * The grouped forms of q and k and softmax(q kᵀ * scale + mask) (float32): qg [B*Hkv, G*L, Dh], kg [B*Hkv, S, Dh],
  * probs [B*Hkv, G*L, S]. The G q heads of a kv head are folded into rows, a free reshape since their heads are adjacent.
  */
-function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | null, scale: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
+function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | tf.Tensor3D | null, scale: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
   const [B, H, L, Dh] = q.shape;
   const [, Hkv, S] = k.shape;
   const G = H / Hkv;
@@ -16,8 +17,9 @@ function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | null,
   // Few queries per kv head (decode): (K qᵀ)ᵀ reads the keys as matMul rows and transposes only the small
   // [S, G*L] result, where q kᵀ would transpose and repack all S keys for every call.
   const qk = G * L <= Dh ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
-  // The softmax is row by row, so without a mask it runs on the grouped rows as they are (two reshapes fewer).
-  if (!mask) return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.softmax(qk) as tf.Tensor3D];
+  // The softmax is row by row, so without a mask it runs on the grouped rows as they are (two reshapes fewer); so
+  // does a mask [1, 1, S] that is the same for every row (a preallocated cache's free positions).
+  if (!mask || mask.rank === 3) return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.softmax(mask ? tf.add(qk, mask) : qk) as tf.Tensor3D];
   const scores = tf.add(tf.reshape(qk, [B, H, L, S]), mask);
   return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S])];
 }
@@ -81,21 +83,37 @@ function scaledDotProductAttention_(
 export const scaledDotProductAttention = tf.op({ scaledDotProductAttention_ });
 
 /**
- * The same attention for decoding from a KV cache (no gradient), with the values stored transposed:
- * q [B, H, L, Dh]; k [B, Hkv, S, Dh]; vT [B, Hkv, Dh, S] (lib/kv_cache.ts). Returns [B, L, H, Dh].
- * With few queries per kv head (decode) the values are read as matMul rows, (Vᵀ pᵀ)ᵀ, and only the small
- * probabilities are packed; p·V would repack all S values of every head for every token.
+ * The same attention for decoding from a KV cache (no gradient): q [B, H, L, Dh] and what lib/kv_cache.ts gives
+ * after its update (keys [B, Hkv, C, Dh]; values transposed [B, Hkv, Dh, C] or [B, Hkv, C, Dh]; the first `length`
+ * of the C positions hold tokens); mask [B or 1, 1, L, length] or null. Returns [B, L, H, Dh].
+ * Positions past `length` (a preallocated cache's free room, zeros) get -inf: exp gives 0 there, so a row sees what it
+ * sees without them, and a row that sees nothing (left padding) still averages over the `length` positions as HF does.
+ * With few queries per kv head (decode), transposed values are read as matMul rows, (Vᵀ pᵀ)ᵀ, and only the small
+ * probabilities are packed; p·V would repack all S values of every head for every token on wasm.
  */
-function cachedAttention_(q: tf.Tensor4D, k: tf.Tensor4D, vT: tf.Tensor4D, mask: tf.Tensor4D | null, scale: number): tf.Tensor4D {
+function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | null, scale: number): tf.Tensor4D {
+  const { keys: k, values: v, valuesTransposed, length } = cached;
   const [B, H, L, Dh] = q.shape;
-  const [, Hkv, S] = k.shape;
-  checkShapes(q, k, vT, [B, Hkv, Dh, S], mask);
+  const [, Hkv, C] = k.shape;
+  checkShapes(q, k, v, valuesTransposed ? [B, Hkv, Dh, C] : [B, Hkv, C, Dh], null);
+  tf.util.assert(
+    length <= C && (mask === null || (mask.shape[1] === 1 && mask.shape[2] === L && mask.shape[3] === length && (mask.shape[0] === B || mask.shape[0] === 1))),
+    () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${length}] (a cache of ${C} positions)`,
+  );
   const G = H / Hkv;
-  const [, , probs] = probabilities(q, k, mask, scale);
-  const vTg = tf.reshape(vT, [B * Hkv, Dh, S]);
-  const out = G * L <= Dh ? tf.transpose(tf.matMul(vTg, probs, false, true), [0, 2, 1]) : tf.matMul(probs, vTg, false, true);
+  const full = C === length ? mask : mask ? tf.pad(mask, [[0, 0], [0, 0], [0, 0], [0, C - length]], -Infinity) : freePositions(length, C);
+  const [, , probs] = probabilities(q, k, full as tf.Tensor4D | tf.Tensor3D | null, scale);
+  const vg = tf.reshape(v, valuesTransposed ? [B * Hkv, Dh, C] : [B * Hkv, C, Dh]);
+  const out = !valuesTransposed ? tf.matMul(probs, vg) : G * L <= Dh ? tf.transpose(tf.matMul(vg, probs, false, true), [0, 2, 1]) : tf.matMul(probs, vg, false, true);
   // with one query per head, [B*Hkv, G, Dh] is already [B, 1, H, Dh] in memory: a reshape, not a transpose
   return L === 1 ? tf.reshape(out, [B, 1, H, Dh]) : tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
+}
+
+/** [1, 1, C]: 0 for the first `length` positions, -inf for the free ones after them. */
+function freePositions(length: number, C: number): tf.Tensor3D {
+  const m = new Float32Array(C);
+  m.fill(-Infinity, length);
+  return tf.tensor3d(m, [1, 1, C]);
 }
 
 export const cachedAttention = tf.op({ cachedAttention_ });

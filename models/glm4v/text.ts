@@ -92,7 +92,7 @@ export class Glm4vTextAttention extends Module {
       const vt = heads(this.vProj.forward(x2), this.Hkv, false);
       const scale = this.Dh ** -0.5;
       // [B, L, H, Dh]; with a cache: keys [B, Hkv, S, Dh], values [B, Hkv, Dh, S]
-      const out = cache ? cachedAttention(qt, ...cache.updateAndFetch(kt, vt), mask, scale) : scaledDotProductAttention(qt, kt, vt, mask, scale);
+      const out = cache ? cachedAttention(qt, cache.updateAndFetch(kt, vt), mask, scale) : scaledDotProductAttention(qt, kt, vt, mask, scale);
       return tf.reshape(this.oProj.forward(tf.reshape(out, [B * L, this.H * this.Dh])), [B, L, D]) as tf.Tensor3D;
     });
   }

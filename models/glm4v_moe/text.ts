@@ -90,7 +90,7 @@ export class Glm4vMoeTextAttention extends Module {
       const v = tf.reshape(this.vProj.forward(x), [B, L, this.Hkv, this.Dh]);
       const [qt, kt, vt] = [q, k, v].map((t) => tf.transpose(t, [0, 2, 1, 3]) as tf.Tensor4D); // [B, H(kv), L, Dh]
       const scale = this.Dh ** -0.5;
-      const out = cache ? cachedAttention(qt!, ...cache.updateAndFetch(kt!, vt!), mask, scale) : scaledDotProductAttention(qt!, kt!, vt!, mask, scale);
+      const out = cache ? cachedAttention(qt!, cache.updateAndFetch(kt!, vt!), mask, scale) : scaledDotProductAttention(qt!, kt!, vt!, mask, scale);
       return this.oProj.forward(tf.reshape(out, [B, L, this.H * this.Dh])) as tf.Tensor3D;
     });
   }

@@ -102,22 +102,34 @@ describe('scaledDotProductAttention', () => {
 });
 
 describe('cachedAttention', () => {
-  // decode (one query: the (Vᵀ pᵀ)ᵀ form) and a cached prefill with a causal + padding mask (the p·V form)
+  // decode (one query: the (Vᵀ pᵀ)ᵀ form) and a cached prefill with a causal + padding mask (the p·V form), in the
+  // cache's three layouts: concatenated (values transposed), preallocated and full, preallocated with free room
   for (const L of [1, 5]) {
-    it(`equals scaledDotProductAttention on the transposed values, ${L} new token(s) after a past of 4`, () => {
-      const [B, H, Hkv, S, Dh] = [2, 6, 2, 4 + L, 8];
+    it(`equals scaledDotProductAttention in every cache layout, ${L} new token(s) after a past of 4`, () => {
+      const [B, H, Hkv, S, Dh, free] = [2, 6, 2, 4 + L, 8, 7];
       const q = tf.randomNormal([B, H, L, Dh], 0, 1, 'float32', 41) as tf.Tensor4D;
       const k = tf.randomNormal([B, Hkv, S, Dh], 0, 1, 'float32', 42) as tf.Tensor4D;
       const v = tf.randomNormal([B, Hkv, S, Dh], 0, 1, 'float32', 43) as tf.Tensor4D;
       const vT = tf.transpose(v, [0, 1, 3, 2]) as tf.Tensor4D;
-      const am = tf.tensor2d([Array(S).fill(1), [0, 0, ...Array(S - 2).fill(1)]], undefined, 'int32');
+      const [kRoom, vRoom] = [k, v].map((t) => tf.pad(t, [[0, 0], [0, 0], [0, free], [0, 0]])) as [tf.Tensor4D, tf.Tensor4D];
+      // the second row's first 5 keys are padding: with L = 5 its first query (position 4) sees no key at all
+      const am = tf.tensor2d([Array(S).fill(1), [0, 0, 0, 0, 0, ...Array(S - 5).fill(1)]], undefined, 'int32');
       const mask = L === 1 ? null : causalMask(am, L);
       const want = scaledDotProductAttention(q, k, v, mask, Dh ** -0.5);
-      const got = cachedAttention(q, k, vT, mask, Dh ** -0.5);
-      expect(got.shape).to.deep.equal([B, L, H, Dh]);
-      expectClose(got, want, { atol: 1e-6, label: 'cached vs plain' });
-      expect(() => cachedAttention(q, k, v, mask, Dh ** -0.5)).to.throw(/do not fit/);
-      [q, k, v, vT, am, mask, want, got].forEach((t) => t?.dispose());
+      const layouts = {
+        concatenated: { keys: k, values: vT, valuesTransposed: true, length: S },
+        preallocated: { keys: k, values: v, valuesTransposed: false, length: S },
+        'preallocated with free room': { keys: kRoom, values: vRoom, valuesTransposed: false, length: S },
+      };
+      for (const [name, cached] of Object.entries(layouts)) {
+        const got = cachedAttention(q, cached, mask, Dh ** -0.5);
+        expect(got.shape).to.deep.equal([B, L, H, Dh]);
+        expectClose(got, want, { atol: 1e-6, label: `cached (${name}) vs plain` });
+        got.dispose();
+      }
+      expect(() => cachedAttention(q, { ...layouts.concatenated, values: v }, mask, Dh ** -0.5)).to.throw(/do not fit/);
+      expect(() => cachedAttention(q, { ...layouts['preallocated with free room'], length: S + 1 }, mask ?? causalMask(am, L), Dh ** -0.5)).to.throw(/mask .* does not fit/);
+      [q, k, v, vT, kRoom, vRoom, am, mask, want].forEach((t) => t?.dispose());
     });
   }
 });
