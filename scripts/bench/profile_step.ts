@@ -5,7 +5,7 @@
 // --tf-ops (native backend): instead of tf.profile, the wall time of every TensorFlow op call (tfjs-node's
 // executeOp, which runs the op synchronously) over --steps steps, nothing added between them: per-op costs as the
 // step pays them, and the time the step spends outside TensorFlow (tfjs and our JavaScript).
-// Usage: npx tsx scripts/bench/profile_step.ts [--context 128] [--prefill] [--train] [--tf-ops [--steps 40]] [--model out/bench_model]
+// Usage: npx tsx scripts/bench/profile_step.ts [--context 128] [--prefill] [--train] [--tf-ops [--vision] [--steps 40]] [--model out/bench_model]
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../../lib/backend';
@@ -107,6 +107,15 @@ async function main(): Promise<void> {
   }
   if (process.argv.includes('--tf-ops')) {
     const n = Number(arg('--steps', '40'));
+    if (process.argv.includes('--vision')) {
+      const f = new SafetensorsFile(path.join(dir, 'inputs.safetensors'));
+      const h = f.read('vision.pixel_values');
+      const pv = tf.tensor2d(h.data as Float32Array, h.shape as [number, number]), grid = JSON.parse(f.metadata.vision_grid_thw!) as number[][];
+      f.close();
+      model.model.getImageFeatures(pv, grid).dispose(); // warm-up
+      await timeTfOps(`vision encode of grid ${JSON.stringify(grid[0])} (${describeBackend()})`, async () => model.model.getImageFeatures(pv, grid).dispose(), Math.max(1, Math.round(n / 10)));
+      pv.dispose();
+    }
     if (process.argv.includes('--prefill')) {
       (await prefill(model, { inputIds: [ids] })).state.cache.dispose(); // warm-up
       await timeTfOps(`prefill of ${ctx} tokens (${describeBackend()})`, async () => (await prefill(model, { inputIds: [ids] })).state.cache.dispose(), Math.max(1, Math.round(n / 10)));
