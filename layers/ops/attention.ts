@@ -2,6 +2,7 @@
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
 import type { CachedKV } from '../../lib/kv_cache';
+import { overQueryBlocks, queryBlockRows } from './query_blocks';
 
 /**
  * The grouped forms of q and k and softmax(q kᵀ * scale + mask) (float32): qg [B*Hkv, G*L, Dh], kg [B*Hkv, S, Dh],
@@ -54,6 +55,8 @@ function scaledDotProductAttention_(
   const [, Hkv, S] = k.shape;
   checkShapes(q, k, v, k.shape, mask);
   const G = H / Hkv;
+  const rows = queryBlockRows(L, 4 * B * H * S); // inference on a long sequence: the scores a block of queries at a time
+  if (rows) return overQueryBlocks(L, rows, 1, (l0, n) => scaledDotProductAttention_(queryRows(q, l0, n), k, v, mask && queryRows(mask, l0, n), scale));
   // The mask is a constant of the forward: it is read there only (the softmax gradient needs just the probabilities).
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [q4, k4, v4, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
@@ -102,6 +105,8 @@ function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | 
     () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${length}] (a cache of ${C} positions)`,
   );
   const G = H / Hkv;
+  const rows = queryBlockRows(L, 4 * B * H * C); // a long prefill: the scores a block of queries at a time
+  if (rows) return overQueryBlocks(L, rows, 1, (l0, n) => cachedAttention_(queryRows(q, l0, n), cached, mask && queryRows(mask, l0, n), scale));
   const full = C === length ? mask : mask ? tf.pad(mask, [[0, 0], [0, 0], [0, 0], [0, C - length]], -Infinity) : freePositions(length, C);
   const [, , probs] = probabilities(q, k, full as tf.Tensor4D | tf.Tensor3D | null, scale);
   const vg = tf.reshape(v, valuesTransposed ? [B * Hkv, Dh, C] : [B * Hkv, C, Dh]);
@@ -109,6 +114,9 @@ function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | 
   // with one query per head, [B*Hkv, G, Dh] is already [B, 1, H, Dh] in memory: a reshape, not a transpose
   return L === 1 ? tf.reshape(out, [B, 1, H, Dh]) : tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
 }
+
+/** Rows l0..l0+n-1 of the query axis (2) of q [B, H, L, Dh] or of a mask [B, 1, L, S]. */
+const queryRows = <T extends tf.Tensor4D>(t: T, l0: number, n: number): T => tf.slice(t, [0, 0, l0, 0], [-1, -1, n, -1]) as T;
 
 /** [1, 1, C]: 0 for the first `length` positions, -inf for the free ones after them. */
 function freePositions(length: number, C: number): tf.Tensor3D {

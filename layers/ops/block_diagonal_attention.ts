@@ -1,6 +1,7 @@
 // Block-diagonal (per-span) non-causal attention over packed sequences, as Glm4vVisionAttention's non-flash path
 // (transformers/models/glm4v/modeling_glm4v.py): the tokens are split by cu_seqlens and each chunk attends to itself.
 import * as tf from '@tensorflow/tfjs';
+import { overQueryBlocks, queryBlockRows } from './query_blocks';
 
 /** Checks that cuSeqlens is 0 = c0 <= c1 <= ... = n, naming the first offending entry. */
 export function checkCuSeqlens(cuSeqlens: readonly number[], n: number, who = 'cuSeqlens'): void {
@@ -31,8 +32,11 @@ function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
     if (L === 0) continue;
     // one span covering all tokens (a single image) needs no slice, which the wasm backend would copy
     const span = (x: tf.Tensor3D) => tf.transpose(L === N ? x : tf.slice(x, [start, 0, 0], [L, H, Dh]), [1, 0, 2]); // [H, L, Dh]
-    const scores = tf.mul(tf.matMul(span(q), span(k), false, true), scale); // [H, L, L]
-    const o = tf.matMul(tf.softmax(scores, -1), span(v)); // [H, L, Dh]
+    const [qs, ks, vs] = [span(q), span(k), span(v)];
+    const attend = (qRows: tf.Tensor3D) => tf.matMul(tf.softmax(tf.mul(tf.matMul(qRows, ks, false, true), scale), -1), vs); // [H, rows, Dh]
+    // inference on a large image: the [H, L, L] scores a block of query rows at a time
+    const rows = queryBlockRows(L, 4 * H * L);
+    const o = rows ? overQueryBlocks(L, rows, 1, (l0, n) => attend(tf.slice(qs, [0, l0, 0], [H, n, Dh]))) : attend(qs);
     outs.push(tf.transpose(o, [1, 0, 2])); // [L, H, Dh]
   }
   if (outs.length === 0) return tf.zeros([0, H, Dh]);
