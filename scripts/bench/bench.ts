@@ -5,7 +5,7 @@
 // GFLOP/s from analytic matmul FLOPs (flops.ts), and the speed issue's targets marked. A full run (every row, not
 // --quick) also writes its tables into docs/benchmark.md's latest-run section. See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
-//        [--our-threads 1,2] [--rows matmul,vision,prefill,decode,train,load,real] [--no-torch] [--no-doc]
+//        [--our-threads 1,2] [--rows matmul,vision,prefill,decode,train,load,real] [--contexts 128,1024,4096] [--no-torch] [--no-doc]
 //        [--checkpointing all|text|none (default none)] [--moe (the glm4v_moe model of the same shapes, out/bench_model_moe)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
@@ -108,7 +108,11 @@ async function main(): Promise<void> {
   const ourThreads = arg('--our-threads', '1,2').split(',').map(Number);
   const rows = new Set(arg('--rows', 'matmul,vision,prefill,decode,train,load,real').split(','));
   const python = process.env.GLM46V_PYTHON ?? 'python3';
-  const S = BENCH_SHAPES;
+  // --contexts: the decode contexts (a subset of the inputs' 128,1024,4096; the GPU script runs 128,1024)
+  const S = { ...BENCH_SHAPES, decodeContexts: arg('--contexts', BENCH_SHAPES.decodeContexts.join(',')).split(',').map(Number) };
+  if (S.decodeContexts.some((c) => !Number.isInteger(c) || c < 1 || c > Math.max(...BENCH_SHAPES.decodeContexts))) {
+    throw new Error(`--contexts: expected token counts from 1 to ${Math.max(...BENCH_SHAPES.decodeContexts)}, got ${arg('--contexts', '')}`);
+  }
   const p = quick ? { warmup: 1, runs: 2, decodeSteps: 6, trainSteps: 1 } : { warmup: 1, runs: 5, decodeSteps: 16, trainSteps: 3 };
   const loadStart = os.loadavg();
   console.log(`glm46v benchmark${quick ? ' (--quick)' : ''}: load average ${loadStart.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`);

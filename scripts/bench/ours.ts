@@ -1,5 +1,5 @@
 // Our side of the benchmark, run by bench.ts in fresh child processes: the timed rows (the load row is
-// load_compiled.js), on the backend initBackend picks (GLM46V_BACKEND, GLM46V_WASM_THREADS). Times in ms,
+// compiled_rows.js), on the backend initBackend picks (GLM46V_BACKEND, GLM46V_WASM_THREADS). Times in ms,
 // wall-clock and process CPU: each row is the list of timed runs after warm-up.
 import * as fs from 'fs';
 import * as path from 'path';

@@ -104,7 +104,7 @@ else
   ROWS=vision,prefill,decode,train; QUICK=(--quick)
   TARGS=(--warmup 1 --runs 2 --decode-steps 6 --train-steps 1)
 fi
-stage bench_webgpu 150 "$NODE" "$B/gpu.js" bench "${QUICK[@]}" --no-torch --rows "$ROWS" --our-threads 1 --model "$BENCH" --out "$WORK/bench_webgpu.json"
+stage bench_webgpu 150 "$NODE" "$B/gpu.js" bench "${QUICK[@]}" --no-torch --rows "$ROWS" --contexts 128,1024 --our-threads 1 --model "$BENCH" --out "$WORK/bench_webgpu.json"
 for dt in float32 bfloat16; do
   stage "bench_torch_$dt" 75 sh -c "'$PY' scripts/bench/bench_torch.py run --model '$BENCH' --device $TORCH_DEV --dtype $dt --rows $ROWS ${TARGS[*]} --contexts 128,1024 --matmul 512,1024,2816 | tail -1 >'$WORK/bench_torch_$dt.json'"
 done
