@@ -187,7 +187,8 @@ export function makeBenchModel(dir = DEFAULT_DIR, config: typeof BENCH_CONFIG | 
   return { dir, params: count };
 }
 
-if (require.main === module) {
+// Run as a script only (in scripts/gpu's esbuild bundle every file is `require.main`: it made a model named '--quick')
+if (require.main === module && /make_bench_model\.[cm]?[jt]s$/.test(process.argv[1] ?? '')) {
   const moe = process.argv.includes('--moe');
   const dir = path.resolve(process.argv.slice(2).find((a) => a !== '--moe') ?? (moe ? DEFAULT_MOE_DIR : DEFAULT_DIR));
   const t0 = performance.now();
