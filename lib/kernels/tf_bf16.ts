@@ -3,26 +3,9 @@
 // float32 copy per tensor, and the cast runs on TensorFlow's threads. A load of the benchmark model spent ~75% of
 // its time in the JavaScript loop (docs/benchmark.md).
 import * as tf from '@tensorflow/tfjs';
-import { withVector } from './tf_shape';
+import { NodeBackend, TfTensorMeta, boolAttr, nodeBackend, reshapeView, typeAttr as type, withVector } from './tf_binding';
 
 const TF_BFLOAT16 = 14; // TF_DataType
-
-interface Meta {
-  id: number;
-}
-
-interface NodeBackend {
-  binding: {
-    TF_ATTR_TYPE: number;
-    TF_ATTR_BOOL: number;
-    TF_INT32: number;
-    TF_FLOAT: number;
-    createTensor(shape: number[], dtype: number, values: Int32Array): number;
-    executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): Meta[];
-    deleteTensor(id: number): void;
-  };
-  createOutputTensor(metadata: Meta): tf.Tensor;
-}
 
 /** Tensors over this many bf16 bytes are converted in row chunks of about this size (see tfBf16Tensor). */
 export const CHUNK_BYTES = 16 << 20;
@@ -41,7 +24,7 @@ export const CHUNK_BYTES = 16 << 20;
 export function tfBf16Tensor(shape: number[], read: (offset: number, length: number) => Uint8Array, chunkBytes = CHUNK_BYTES): tf.Tensor | undefined {
   const n = shape.reduce((a, b) => a * b, 1);
   if (tf.getBackend() !== 'tensorflow' || n % 2 !== 0 || n === 0) return undefined;
-  const be = tf.backend() as unknown as NodeBackend;
+  const be = nodeBackend();
   const rows = shape.length >= 2 ? shape[0]! : 1, cols = n / rows;
   const per = rowsPerChunk(rows, cols, chunkBytes);
   if (per === undefined) {
@@ -51,7 +34,7 @@ export function tfBf16Tensor(shape: number[], read: (offset: number, length: num
   // Viewed as [chunks, per * cols], so that each chunk is one row of InplaceUpdate: the kernel copies row by row, each
   // row spread over the thread pool (a row per weight row is ~4x slower at GLM's widths).
   const b = be.binding, chunks = rows / per, e = per * cols;
-  const out = withVector(be, [chunks, e], (s) => b.executeOp('Empty', [type(b, 'dtype', b.TF_FLOAT), { name: 'init', type: b.TF_ATTR_BOOL, value: false }], [s], 1)[0]!.id);
+  const out = withVector(be, [chunks, e], (s) => b.executeOp('Empty', [type(b, 'dtype', b.TF_FLOAT), boolAttr(b, 'init', false)], [s], 1)[0]!.id);
   let filled = false;
   try {
     for (let c = 0; c < chunks; c++) {
@@ -83,8 +66,6 @@ export function rowsPerChunk(rows: number, cols: number, chunkBytes: number): nu
   return undefined;
 }
 
-const type = (b: NodeBackend['binding'], name: string, value: number) => ({ name, type: b.TF_ATTR_TYPE, value });
-
 /** bf16 bytes -> a flat float32 TensorFlow tensor (its id): the bytes as int32 pairs, Bitcast, Cast. */
 function toFloat32(be: NodeBackend, bytes: Uint8Array): number {
   const b = be.binding, n = bytes.byteLength / 2;
@@ -92,19 +73,18 @@ function toFloat32(be: NodeBackend, bytes: Uint8Array): number {
   try {
     ids.push(b.createTensor([n / 2], b.TF_INT32, new Int32Array(bytes.buffer, bytes.byteOffset, n / 2)));
     ids.push(b.executeOp('Bitcast', [type(b, 'T', b.TF_INT32), type(b, 'type', TF_BFLOAT16)], [ids[0]!], 1)[0]!.id); // [n/2, 2]
-    const cast = [type(b, 'SrcT', TF_BFLOAT16), type(b, 'DstT', b.TF_FLOAT), { name: 'Truncate', type: b.TF_ATTR_BOOL, value: false }];
+    const cast = [type(b, 'SrcT', TF_BFLOAT16), type(b, 'DstT', b.TF_FLOAT), boolAttr(b, 'Truncate', false)];
     return b.executeOp('Cast', cast, [ids[1]!], 1)[0]!.id; // [n/2, 2]
   } finally {
     for (const id of ids) b.deleteTensor(id);
   }
 }
 
-/** A reshaped view of tensor `id` (its id), which is freed. */
-function reshape(be: NodeBackend, id: number, shape: number[]): Meta {
-  const b = be.binding;
+/** A view of tensor `id` with `shape` (its metadata); `id` itself is freed. */
+function reshape(be: NodeBackend, id: number, shape: number[]): TfTensorMeta {
   try {
-    return withVector(be, shape, (s) => b.executeOp('Reshape', [type(b, 'T', b.TF_FLOAT), type(b, 'Tshape', b.TF_INT32)], [id, s], 1)[0]!);
+    return reshapeView(be, id, shape);
   } finally {
-    b.deleteTensor(id);
+    be.binding.deleteTensor(id);
   }
 }

@@ -4,22 +4,7 @@
 // cache owns the buffer it writes into and nothing else holds it between steps (a Reshape's output shares it only
 // inside the step that made it).
 import * as tf from '@tensorflow/tfjs';
-import { withVector } from './tf_shape';
-
-interface Meta { id: number }
-
-interface NodeBackend {
-  binding: {
-    TF_ATTR_BOOL: number;
-    TF_ATTR_TYPE: number;
-    TF_INT32: number;
-    TF_FLOAT: number;
-    createTensor(shape: number[], dtype: number, values: Int32Array): number;
-    executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): Meta[];
-    deleteTensor(id: number): void;
-  };
-  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-}
+import { nodeBackend, reshapeView, typeAttr } from './tf_binding';
 
 /** Whether writePositions can run here: the native backend, which has InplaceUpdate. */
 export function canWriteInPlace(): boolean {
@@ -43,15 +28,14 @@ export function writePositions(buf: tf.Tensor4D, x: tf.Tensor4D, at: number): vo
   if (x.shape[0] !== B || x.shape[1] !== H || x.shape[3] !== D || at < 0 || at + L > C || buf.dtype !== 'float32' || x.dtype !== 'float32') {
     throw new Error(`writePositions: cannot write ${x.dtype} ${JSON.stringify(x.shape)} at position ${at} of ${buf.dtype} ${JSON.stringify(buf.shape)}`);
   }
-  const be = tf.backend() as unknown as NodeBackend, b = be.binding;
+  const be = nodeBackend(), b = be.binding;
   const [bufId, xId] = be.getInputTensorIds([buf, x]) as [number, number];
-  const reshape = [{ name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT }, { name: 'Tshape', type: b.TF_ATTR_TYPE, value: b.TF_INT32 }];
   const ids: number[] = [];
   try {
-    ids.push(withVector(be, [B * H * C, D], (s) => b.executeOp('Reshape', reshape, [bufId, s], 1)[0]!.id)); // a view of buf
-    ids.push(withVector(be, [B * H * L, D], (s) => b.executeOp('Reshape', reshape, [xId, s], 1)[0]!.id));
+    ids.push(reshapeView(be, bufId, [B * H * C, D]).id); // writing into this view writes into buf
+    ids.push(reshapeView(be, xId, [B * H * L, D]).id);
     ids.push(b.createTensor([B * H * L], b.TF_INT32, positionRows(B, H, C, L, at)));
-    ids.push(b.executeOp('InplaceUpdate', [{ name: 'T', type: b.TF_ATTR_TYPE, value: b.TF_FLOAT }], [ids[0]!, ids[2]!, ids[1]!], 1)[0]!.id);
+    ids.push(b.executeOp('InplaceUpdate', [typeAttr(b, 'T', b.TF_FLOAT)], [ids[0]!, ids[2]!, ids[1]!], 1)[0]!.id);
   } finally {
     for (const id of ids) b.deleteTensor(id);
   }

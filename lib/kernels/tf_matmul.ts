@@ -3,12 +3,8 @@
 // [512,1024]x[1024,2816] takes 9.9 ms as MatMul and 11.7 ms as BatchMatMulV2 (13.0 ms with the weight transposed,
 // Linear's form: 10.3 ms as MatMul), see docs/benchmark.md. Batched products keep tfjs-node's kernel.
 import * as tf from '@tensorflow/tfjs';
+import { NodeBackend, boolAttr, typeAttr } from './tf_binding';
 import { installTfShapeKernels } from './tf_shape';
-
-interface NodeBackend {
-  binding: { TF_ATTR_BOOL: number; TF_ATTR_TYPE: number; TF_FLOAT: number };
-  executeSingleOutput(name: string, attrs: unknown[], inputs: tf.TensorInfo[]): tf.TensorInfo;
-}
 
 export function installTfMatMul(): void {
   installTfShapeKernels(); // installed with the matmul, the one hook the native backend's overrides have
@@ -23,11 +19,8 @@ export function installTfMatMul(): void {
       if (a.shape.length !== 2 || b.shape.length !== 2 || a.dtype !== 'float32') return stock.kernelFunc(args);
       const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
       const be = args.backend as unknown as NodeBackend;
-      return be.executeSingleOutput('MatMul', [
-        { name: 'T', type: be.binding.TF_ATTR_TYPE, value: be.binding.TF_FLOAT },
-        { name: 'transpose_a', type: be.binding.TF_ATTR_BOOL, value: transposeA },
-        { name: 'transpose_b', type: be.binding.TF_ATTR_BOOL, value: transposeB },
-      ], [a, b]);
+      const bd = be.binding;
+      return be.executeSingleOutput('MatMul', [typeAttr(bd, 'T', bd.TF_FLOAT), boolAttr(bd, 'transpose_a', transposeA), boolAttr(bd, 'transpose_b', transposeB)], [a, b]);
     },
   });
 }

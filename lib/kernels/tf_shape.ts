@@ -4,52 +4,15 @@
 // decode step runs about 300 of these on tiny tensors, so their per-call cost, not their arithmetic, is what they
 // take. The TensorFlow ops run are the same (Reshape, Transpose, Mean), so every value is the same.
 import * as tf from '@tensorflow/tfjs';
+import { NodeBackend, TfAttr, boolAttr, withVector } from './tf_binding';
 
-interface Binding {
-  TF_ATTR_BOOL: number;
-  TF_ATTR_TYPE: number;
-  TF_INT32: number;
-  createTensor(shape: number[], dtype: number, values: Int32Array): number;
-  deleteTensor(id: number): void;
-  executeOp(name: string, attrs: unknown[], inputIds: number[], numOutputs: number): unknown[];
-}
-
-interface NodeBackend {
-  binding: Binding;
-  getDTypeInteger(dtype: string): number;
-  getInputTensorIds(tensors: tf.TensorInfo[]): number[];
-  createOutputTensor(metadata: unknown): tf.TensorInfo;
-}
-
-/** int32 vectors by value, as TensorFlow tensor ids owned here for the life of the process (a few hundred bytes). */
-const vectors = new Map<string, number>();
-/** a bound on what a long-running process keeps (shapes vary with the sequence length); past it, made per call */
-const MAX_VECTORS = 4096;
-
-/** Runs `use` with the id of a TensorFlow int32 vector holding `values` (cached, or made and freed around the call). */
-export function withVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[], use: (id: number) => T): T {
-  const key = values.join(',');
-  const cached = vectors.get(key);
-  if (cached !== undefined) return use(cached);
-  const id = be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values));
-  if (vectors.size < MAX_VECTORS) {
-    vectors.set(key, id);
-    return use(id);
-  }
-  try {
-    return use(id);
-  } finally {
-    be.binding.deleteTensor(id);
-  }
-}
-
-function run(be: NodeBackend, name: string, attrs: unknown[], x: tf.TensorInfo, values: number[]): tf.TensorInfo {
+function run(be: NodeBackend, name: string, attrs: TfAttr[], x: tf.TensorInfo, values: number[]): tf.TensorInfo {
   const [xId] = be.getInputTensorIds([x]);
   const out = withVector(be, values, (v) => be.binding.executeOp(name, attrs, [xId!, v], 1));
-  return be.createOutputTensor(out[0]);
+  return be.createOutputTensor(out[0]!);
 }
 
-const type = (be: NodeBackend, name: string, dtype: string) => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.getDTypeInteger(dtype) });
+const type = (be: NodeBackend, name: string, dtype: string): TfAttr => ({ name, type: be.binding.TF_ATTR_TYPE, value: be.getDTypeInteger(dtype) });
 
 export function installTfShapeKernels(): void {
   const stock = {
@@ -84,7 +47,7 @@ export function installTfShapeKernels(): void {
     const be = args.backend as unknown as NodeBackend;
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
     const axes = tf.util.parseAxisParam(axis, x.shape);
-    const attrs = [{ name: 'keep_dims', type: be.binding.TF_ATTR_BOOL, value: keepDims }, type(be, 'T', 'float32'), type(be, 'Tidx', 'int32')];
+    const attrs = [boolAttr(be.binding, 'keep_dims', keepDims), type(be, 'T', 'float32'), type(be, 'Tidx', 'int32')];
     return run(be, 'Mean', attrs, x, axes);
   });
 }
