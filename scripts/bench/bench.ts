@@ -233,7 +233,15 @@ function realWidthRows(python: string, torchSkip: string | undefined, buildDir: 
     return out;
   }
   const inputs = path.join(REAL_DIR, 'inputs.safetensors');
-  if (!fs.existsSync(inputs) || !new SafetensorsFile(inputs).keys().includes('context_ids')) {
+  const hasContext = () => {
+    const f = new SafetensorsFile(inputs);
+    try {
+      return f.keys().includes('context_ids');
+    } finally {
+      f.close();
+    }
+  };
+  if (!fs.existsSync(inputs) || !hasContext()) {
     console.log(`making the real-width model in ${REAL_DIR} (transformers, random bf16 weights) ...`);
     fs.rmSync(REAL_DIR, { recursive: true, force: true });
     const r = spawnSync(python, [FLASH_SCRIPT, 'make', '--out', REAL_DIR, '--text-layers', '2', '--vision-blocks', '2', '--image', '672',
