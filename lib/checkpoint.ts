@@ -187,9 +187,12 @@ export function loadWeights(model: Module, reader: CheckpointReader, opts: LoadO
   }
 }
 
-/** Opens the checkpoint at `dir`, loads it into `model` and closes it; on failure the model's parameters are released. */
-export function loadCheckpoint<T extends Module>(model: T, dir: string, opts: LoadOptions = {}): T {
-  const reader = new CheckpointReader(dir);
+/**
+ * Opens the checkpoint at `dir` (or takes `reader`, e.g. one that lays out experts), loads it into `model` and closes
+ * it; on failure the model's parameters are released.
+ */
+export function loadCheckpoint<T extends Module>(model: T, source: string | CheckpointReader, opts: LoadOptions = {}): T {
+  const reader = typeof source === 'string' ? new CheckpointReader(source) : source;
   try {
     loadWeights(model, reader, opts);
     return model;

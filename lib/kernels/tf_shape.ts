@@ -26,20 +26,15 @@ export function installTfShapeKernels(): void {
     tf.registerKernel({ kernelName, backendName: 'tensorflow', kernelFunc });
   };
   const plain = (dtype: string) => dtype === 'float32' || dtype === 'int32' || dtype === 'bool';
-  replace('Reshape', (args) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!plain(x.dtype)) return stock.reshape!.kernelFunc(args);
-    const be = args.backend as unknown as NodeBackend;
-    const { shape } = args.attrs as { shape: number[] };
-    return run(be, 'Reshape', [type(be, 'T', x.dtype), type(be, 'Tshape', 'int32')], x, shape);
-  });
-  replace('Transpose', (args) => {
-    const { x } = args.inputs as { x: tf.TensorInfo };
-    if (!plain(x.dtype)) return stock.transpose!.kernelFunc(args);
-    const be = args.backend as unknown as NodeBackend;
-    const { perm } = args.attrs as { perm: number[] };
-    return run(be, 'Transpose', [type(be, 'T', x.dtype), type(be, 'Tperm', 'int32')], x, perm);
-  });
+  // Reshape and Transpose: one int32 operand each (the shape, the permutation), which tfjs-node makes per call
+  for (const [kernel, operand, attr, stockKernel] of [['Reshape', 'Tshape', 'shape', stock.reshape], ['Transpose', 'Tperm', 'perm', stock.transpose]] as const) {
+    replace(kernel, (args) => {
+      const { x } = args.inputs as { x: tf.TensorInfo };
+      if (!plain(x.dtype)) return stockKernel.kernelFunc(args);
+      const be = args.backend as unknown as NodeBackend;
+      return run(be, kernel, [type(be, 'T', x.dtype), type(be, operand, 'int32')], x, (args.attrs as Record<string, number[]>)[attr]!);
+    });
+  }
   replace('Mean', (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     // tfjs-node casts every input to float32 first; for a float32 input that Cast is a copy

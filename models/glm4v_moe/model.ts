@@ -3,7 +3,7 @@
 // Glm46VForConditionalGeneration over Glm4vMoeTextModel. The composition (vision tower, feature scatter, M-RoPE
 // positions, lm_head, loss, generation) is the dense model's, line for line in HF; only the text model differs, and
 // without output_router_logits (rejected by the config) the loss is the same labels loss.
-import { loadWeights } from '../../lib/checkpoint';
+import { loadCheckpoint } from '../../lib/checkpoint';
 import { assertParametersFit } from '../../lib/device_limits';
 import type { Module } from '../../lib/module';
 import { Glm46VForConditionalGeneration, Glm46VModel, Glm4vForConditionalGeneration, Glm4vModel } from '../glm4v/model';
@@ -45,15 +45,7 @@ export function buildGlm4vMoe(config: Glm4vMoeConfig): Glm4vForConditionalGenera
 export function loadGlm4vMoe(dir: string): Glm4vForConditionalGeneration {
   const model = buildGlm4vMoe(readGlm4vMoeConfig(dir));
   assertParametersFit(model.namedParams()); // refused before reading: over the wasm heap (webgpu refuses MoE itself)
-  const reader = new ExpertLayoutReader(dir);
-  try {
-    loadWeights(model, reader, { ignore: isIgnoredKey });
-    markBuffersFrozen(model as Module);
-    return model;
-  } catch (e) {
-    model.dispose();
-    throw e;
-  } finally {
-    reader.close();
-  }
+  loadCheckpoint(model, new ExpertLayoutReader(dir), { ignore: isIgnoredKey });
+  markBuffersFrozen(model as Module);
+  return model;
 }
