@@ -2,6 +2,7 @@
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
 import type { CachedKV } from '../../lib/kv_cache';
+import { isCausalMask } from './causal_mask';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
 
 /**
@@ -55,8 +56,16 @@ function scaledDotProductAttention_(
   const [, Hkv, S] = k.shape;
   checkShapes(q, k, v, k.shape, mask);
   const G = H / Hkv;
-  const rows = queryBlockRows(L, 4 * B * H * S); // inference on a long sequence: the scores a block of queries at a time
-  if (rows) return overQueryBlocks(L, rows, 1, (l0, n) => scaledDotProductAttention_(queryRows(q, l0, n), k, v, mask && queryRows(mask, l0, n), scale));
+  // inference on a long or causal sequence: the scores a block of queries at a time; a causal block reads the keys up
+  // to its last query only (S - L of them come before query 0)
+  const causal = isCausalMask(mask);
+  const rows = queryBlockRows(L, 4 * B * H * S, causal);
+  if (rows) {
+    return overQueryBlocks(L, rows, 1, (l0, n) => {
+      const end = causal ? S - L + l0 + n : S;
+      return scaledDotProductAttention_(queryRows(q, l0, n), keyRows(k, 2, end), keyRows(v, 2, end), mask && queryRows(mask, l0, n, end), scale);
+    });
+  }
   // The mask is a constant of the forward: it is read there only (the softmax gradient needs just the probabilities).
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [q4, k4, v4, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
@@ -105,8 +114,17 @@ function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | 
     () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${length}] (a cache of ${C} positions)`,
   );
   const G = H / Hkv;
-  const rows = queryBlockRows(L, 4 * B * H * C); // a long prefill: the scores a block of queries at a time
-  if (rows) return overQueryBlocks(L, rows, 1, (l0, n) => cachedAttention_(queryRows(q, l0, n), cached, mask && queryRows(mask, l0, n), scale));
+  // a long or causal prefill: the scores a block of queries at a time, a causal block over the cached positions up to
+  // its last query only
+  const causal = isCausalMask(mask);
+  const rows = queryBlockRows(L, 4 * B * H * C, causal);
+  if (rows) {
+    return overQueryBlocks(L, rows, 1, (l0, n) => {
+      const end = causal ? length - L + l0 + n : length;
+      const seen = causal ? { keys: keyRows(k, 2, end), values: keyRows(v, valuesTransposed ? 3 : 2, end), valuesTransposed, length: end } : cached;
+      return cachedAttention_(queryRows(q, l0, n), seen, mask && queryRows(mask, l0, n, end), scale);
+    });
+  }
   const full = C === length ? mask : mask ? tf.pad(mask, [[0, 0], [0, 0], [0, 0], [0, C - length]], -Infinity) : freePositions(length, C);
   const [, , probs] = probabilities(q, k, full as tf.Tensor4D | tf.Tensor3D | null, scale);
   const vg = tf.reshape(v, valuesTransposed ? [B * Hkv, Dh, C] : [B * Hkv, C, Dh]);
@@ -115,8 +133,12 @@ function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | 
   return L === 1 ? tf.reshape(out, [B, 1, H, Dh]) : tf.transpose(tf.reshape(out, [B, H, L, Dh]), [0, 2, 1, 3]);
 }
 
-/** Rows l0..l0+n-1 of the query axis (2) of q [B, H, L, Dh] or of a mask [B, 1, L, S]. */
-const queryRows = <T extends tf.Tensor4D>(t: T, l0: number, n: number): T => tf.slice(t, [0, 0, l0, 0], [-1, -1, n, -1]) as T;
+/** Rows l0..l0+n-1 of the query axis (2) of q [B, H, L, Dh] or of a mask [B, 1, L, S] (its first `width` keys). */
+const queryRows = <T extends tf.Tensor4D>(t: T, l0: number, n: number, width = -1): T => tf.slice(t, [0, 0, l0, 0], [-1, -1, n, width]) as T;
+
+/** The first `end` positions along `axis` of keys or values (all of them: the tensor itself). */
+const keyRows = <T extends tf.Tensor4D>(t: T, axis: number, end: number): T =>
+  end === t.shape[axis] ? t : (tf.slice(t, [0, 0, 0, 0], t.shape.map((d, i) => (i === axis ? end : d))) as T);
 
 /** [1, 1, C]: 0 for the first `length` positions, -inf for the free ones after them. */
 function freePositions(length: number, C: number): tf.Tensor3D {

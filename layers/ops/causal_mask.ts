@@ -1,6 +1,7 @@
 // Causal + padding additive mask, as transformers' masking_utils.create_causal_mask + eager_mask
 // (causal_mask_function AND padding_mask_function, then 0 / finfo(float32).min).
 import * as tf from '@tensorflow/tfjs';
+import { causalBlocksApply } from './query_blocks';
 
 /** torch.finfo(torch.float32).min: with it a row with no visible key averages all keys, as HF eager does. */
 export const MASK_MIN = -3.4028234663852886e38;
@@ -19,7 +20,31 @@ function causalMask_(attentionMask: tf.Tensor2D, queryLength: number): tf.Tensor
   const causal = tf.lessEqual(keyPos, queryPos); // [L, S]
   const padding = tf.reshape(tf.notEqual(attentionMask, tf.scalar(0, attentionMask.dtype)), [B, 1, 1, S]);
   const visible = tf.logicalAnd(causal, padding) as tf.Tensor4D; // [B, 1, L, S]
-  return tf.where(visible, 0, MASK_MIN) as tf.Tensor4D; // the scalars broadcast
+  const mask = tf.where(visible, 0, MASK_MIN) as tf.Tensor4D; // the scalars broadcast
+  if (causalBlocksApply(queryLength) && firstKeyVisible(attentionMask)) causalMasks.add(mask);
+  return mask;
 }
 
 export const causalMask = tf.op({ causalMask_ });
+
+/** Masks from causalMask in which every query row sees key 0 (checked only where attention would use it). */
+const causalMasks = new WeakSet<tf.Tensor>();
+
+/** attentionMask[b, 0] != 0 for every row b: one host read of B values. */
+function firstKeyVisible(attentionMask: tf.Tensor2D): boolean {
+  const first = tf.slice(attentionMask, [0, 0], [-1, 1]);
+  try {
+    return Array.from(first.dataSync()).every((x) => x !== 0);
+  } finally {
+    first.dispose();
+  }
+}
+
+/**
+ * Whether attention may skip, for a block of query rows, every key after the block's last query: true for a mask
+ * from causalMask (query i of L sees no key after S - L + i) in which every row sees key 0. A row that sees nothing
+ * (left padding) is averaged over all S keys by HF, so a mask with one keeps its whole width.
+ */
+export function isCausalMask(mask: tf.Tensor | null): boolean {
+  return mask !== null && causalMasks.has(mask);
+}

@@ -1,11 +1,12 @@
 // Side-by-side benchmark: this package vs PyTorch + transformers (CPU, torch.set_num_threads) on one GLM-4.1V
-// config with the same bf16 checkpoint and inputs. Rows: vision encoding, prefill, decode at three contexts, an
+// config with the same bf16 checkpoint and inputs. Rows: vision encoding, prefill, a long prefill (the longest decode
+// context as one prompt), decode at three contexts, an
 // AdamW training step, checkpoint loading and the cold start, the backend's plain 2-D matmul, and a real-width
 // section (GLM-4.6V-Flash's widths, 2+2 layers); each the median of several runs after warm-up, with model-level
 // GFLOP/s from analytic matmul FLOPs (flops.ts), and the speed issue's targets marked. A full run (every row, not
 // --quick) also writes its tables into docs/benchmark.md's latest-run section. See docs/benchmark.md.
 // Usage: npx tsx scripts/bench/bench.ts [--quick] [--out out/bench.json] [--model DIR] [--threads 2 (PyTorch, a list)]
-//        [--our-threads 1,2] [--rows matmul,vision,prefill,decode,train,load,real] [--contexts 128,1024,4096] [--no-torch] [--no-doc]
+//        [--our-threads 1,2] [--rows matmul,vision,prefill,long,decode,train,load,real] [--contexts 128,1024,4096] [--no-torch] [--no-doc]
 //        [--checkpointing all|text|none (default none)] [--moe (the glm4v_moe model of the same shapes, out/bench_model_moe)]
 // PyTorch: GLM46V_PYTHON (default python3) with torch + transformers; skipped with a note when unavailable.
 import { spawnSync } from 'child_process';
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
   const outFile = path.resolve(arg('--out', path.join(__dirname, '../../out/bench.json')));
   const torchThreads = arg('--threads', '2').split(',').map(Number);
   const ourThreads = arg('--our-threads', '1,2').split(',').map(Number);
-  const rows = new Set(arg('--rows', 'matmul,vision,prefill,decode,train,load,real').split(','));
+  const rows = new Set(arg('--rows', 'matmul,vision,prefill,long,decode,train,load,real').split(','));
   const python = process.env.GLM46V_PYTHON ?? 'python3';
   // --contexts: the decode contexts (a subset of the inputs' 128,1024,4096; the GPU script runs 128,1024)
   const S = { ...BENCH_SHAPES, decodeContexts: arg('--contexts', BENCH_SHAPES.decodeContexts.join(',')).split(',').map(Number) };

@@ -135,6 +135,12 @@ def run_rows(args) -> dict:
             put(res, "prefill", timed(prefill, args.warmup, args.runs))
             res["prefill_last_logits"] = last["logits"].float().tolist()
 
+        if "long" in rows:  # the longest decode context as one prompt, as ours.ts
+            n = max(int(c) for c in args.contexts.split(","))
+            ids = long(inp["decode.context_ids"])[:, :n]
+            put(res, "prefill_long", timed(lambda: model(input_ids=ids, cache=DynamicCache(config=model.config), use_cache=True, logits_to_keep=1),
+                                           args.warmup, min(args.runs, 3)))
+
         if "decode" in rows:
             # every context prefilled, then their decode steps alternate (same machine load for all, as ours.ts)
             ctx_all, toks = long(inp["decode.context_ids"]), long(inp["decode.tokens"])
@@ -196,7 +202,7 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=3)
     p.add_argument("--contexts", default="128,1024,4096")
     p.add_argument("--matmul", default="512,1024,2816")
-    p.add_argument("--rows", default="matmul,vision,prefill,decode,train")
+    p.add_argument("--rows", default="matmul,vision,prefill,long,decode,train")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = p.parse_args()

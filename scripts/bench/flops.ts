@@ -41,6 +41,8 @@ export interface RowFlops {
   matmul: number;
   vision: number;
   prefill: number;
+  /** a prefill of the longest decode context */
+  prefillLong: number;
   decode: Record<number, number>;
   train: number;
 }
@@ -60,6 +62,7 @@ export function benchFlops(
     matmul: 2 * M * K * N,
     vision: visionFlops(cfg, [s.visionGrid]),
     prefill: textFlops(cfg, 1, s.prefillTokens, s.prefillTokens, 1),
+    prefillLong: textFlops(cfg, 1, Math.max(...s.decodeContexts), Math.max(...s.decodeContexts), 1),
     decode,
     train: 3 * trainForward,
   };

@@ -127,6 +127,13 @@ export async function runRows(o: RunOptions): Promise<Record<string, unknown>> {
       res.prefill_last_logits = Array.from(last!);
       log(`prefill ${fmt(res.prefill_ms)}`);
     }
+    if (o.rows.has('long')) {
+      // the longest decode context as one prompt: where attention's share of a prefill grows (causal blocks)
+      const n = Math.max(...o.contexts);
+      const ids = [rows2d(inp('decode.context_ids'))[0]!.slice(0, n)];
+      put(res, 'prefill_long', await timed(async () => (await prefill(model, { inputIds: ids })).state.cache.dispose(), o.warmup, Math.min(o.runs, 3)));
+      log(`prefill of ${n} ${fmt(res.prefill_long_ms)}`);
+    }
     if (o.rows.has('decode')) {
       // Every context is prefilled, then their decode steps alternate, so that all contexts see the same machine load
       // (on a shared machine a row measured a minute later can run 30% slower or faster).

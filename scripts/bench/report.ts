@@ -49,6 +49,7 @@ export function buildTable(ours: Record<number, Res>, torch: Record<number, Res>
   }
   if (rows.has('vision')) table.push(timeRow(`vision encode 448x448 (grid ${JSON.stringify(S.visionGrid)})`, 'vision', flops.vision));
   if (rows.has('prefill')) table.push(timeRow(`prefill ${S.prefillTokens} text tokens`, 'prefill', flops.prefill));
+  if (rows.has('long')) table.push(timeRow(`long prefill: ${Math.max(...S.decodeContexts)} text tokens`, 'prefill_long', flops.prefillLong));
   if (rows.has('decode')) {
     for (const c of S.decodeContexts) table.push(timeRow(`decode at context ${c} (ms/token)`, `decode${c}`, flops.decode[c]!));
   }
