@@ -3,6 +3,7 @@
 // float32 copy per tensor, and the cast runs on TensorFlow's threads. A load of the benchmark model spent ~75% of
 // its time in the JavaScript loop (docs/benchmark.md).
 import * as tf from '@tensorflow/tfjs';
+import { hugePages } from '../native/load';
 import { NodeBackend, TfTensorMeta, boolAttr, nodeBackend, reshapeView, typeAttr as type, withVector } from './tf_binding';
 
 const TF_BFLOAT16 = 14; // TF_DataType
@@ -34,7 +35,11 @@ export function tfBf16Tensor(shape: number[], read: (offset: number, length: num
   // Viewed as [chunks, per * cols], so that each chunk is one row of InplaceUpdate: the kernel copies row by row, each
   // row spread over the thread pool (a row per weight row is ~4x slower at GLM's widths).
   const b = be.binding, chunks = rows / per, e = per * cols;
+  // in huge pages where the kernel has them (lib/native/load.ts): `Empty` maps the buffer without touching it
+  const huge = hugePages();
+  huge?.mark();
   const out = withVector(be, [chunks, e], (s) => b.executeOp('Empty', [type(b, 'dtype', b.TF_FLOAT), boolAttr(b, 'init', false)], [s], 1)[0]!.id);
+  huge?.advise(chunkBytes);
   let filled = false;
   try {
     for (let c = 0; c < chunks; c++) {

@@ -252,13 +252,20 @@ function build(opts: SetupOptions, log: (l: string) => void): NativeStatus {
   return status;
 }
 
+/** Whether the built quiet addon was built from this package's source (an update that changed it rebuilds). */
+function quietAddonCurrent(): boolean {
+  const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined);
+  const built = read(path.join(nativeDir(), 'quiet', 'quiet_dlopen.c'));
+  return built !== undefined && built === read(path.join(packageRoot(), 'lib', 'native', 'quiet_dlopen.c'));
+}
+
 /** Builds (or keeps) the native backend and records the outcome in native/status.json; never throws for a missing
  *  prerequisite: the status says what is missing. */
 export function setupNative(opts: SetupOptions): NativeStatus {
   const log = opts.log ?? ((l: string) => process.stderr.write(`glm46v setup: ${l}\n`));
   const prev = readStatus();
   const built = fs.existsSync(path.join(addonPackageDir(opts.variant), 'build', 'Release', 'tfjs_binding.node'));
-  if (!opts.force && prev?.ok && prev.variant === opts.variant && prev.tensorflow === TENSORFLOW && built) {
+  if (!opts.force && prev?.ok && prev.variant === opts.variant && prev.tensorflow === TENSORFLOW && built && quietAddonCurrent()) {
     return prev; // `--force` rebuilds
   }
   try {
