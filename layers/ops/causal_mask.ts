@@ -30,11 +30,16 @@ export const causalMask = tf.op({ causalMask_ });
 /** Masks from causalMask in which every query row sees key 0 (checked only where attention would use it). */
 const causalMasks = new WeakSet<tf.Tensor>();
 
-/** attentionMask[b, 0] != 0 for every row b: one host read of B values. */
+/**
+ * attentionMask[b, 0] != 0 for every row b: one host read of B values. False where the backend cannot read it
+ * synchronously (webgpu in Node, for a mask already on the GPU): the mask then keeps its whole width.
+ */
 function firstKeyVisible(attentionMask: tf.Tensor2D): boolean {
   const first = tf.slice(attentionMask, [0, 0], [-1, 1]);
   try {
     return Array.from(first.dataSync()).every((x) => x !== 0);
+  } catch {
+    return false;
   } finally {
     first.dispose();
   }
