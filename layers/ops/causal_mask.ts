@@ -20,35 +20,28 @@ function causalMask_(attentionMask: tf.Tensor2D, queryLength: number): tf.Tensor
   const causal = tf.lessEqual(keyPos, queryPos); // [L, S]
   const padding = tf.reshape(tf.notEqual(attentionMask, tf.scalar(0, attentionMask.dtype)), [B, 1, 1, S]);
   const visible = tf.logicalAnd(causal, padding) as tf.Tensor4D; // [B, 1, L, S]
-  const mask = tf.where(visible, 0, MASK_MIN) as tf.Tensor4D; // the scalars broadcast
-  if (causalBlocksApply(queryLength) && firstKeyVisible(attentionMask)) causalMasks.add(mask);
-  return mask;
+  return tf.where(visible, 0, MASK_MIN) as tf.Tensor4D; // the scalars broadcast
 }
 
 export const causalMask = tf.op({ causalMask_ });
 
-/** Masks from causalMask in which every query row sees key 0 (checked only where attention would use it). */
+/** Masks from unpaddedCausalMask that attention may run in causal blocks. */
 const causalMasks = new WeakSet<tf.Tensor>();
 
 /**
- * attentionMask[b, 0] != 0 for every row b: one host read of B values. False where the backend cannot read it
- * synchronously (webgpu in Node, for a mask already on the GPU): the mask then keeps its whole width.
+ * The causal mask of L queries over S = past + L positions without padding, [1, 1, L, S] (causalMask of all ones).
+ * Marked for causal blocks (isCausalMask) where they apply: every row sees key 0 and no key after its own position.
  */
-function firstKeyVisible(attentionMask: tf.Tensor2D): boolean {
-  const first = tf.slice(attentionMask, [0, 0], [-1, 1]);
-  try {
-    return Array.from(first.dataSync()).every((x) => x !== 0);
-  } catch {
-    return false;
-  } finally {
-    first.dispose();
-  }
+export function unpaddedCausalMask(S: number, L: number): tf.Tensor4D {
+  const mask = tf.tidy(() => causalMask(tf.ones([1, S], 'int32'), L));
+  if (causalBlocksApply(L)) causalMasks.add(mask);
+  return mask;
 }
 
 /**
- * Whether attention may skip, for a block of query rows, every key after the block's last query: true for a mask
- * from causalMask (query i of L sees no key after S - L + i) in which every row sees key 0. A row that sees nothing
- * (left padding) is averaged over all S keys by HF, so a mask with one keeps its whole width.
+ * Whether attention may skip, for a block of query rows, every key after the block's last query: true for a mask from
+ * unpaddedCausalMask. A padded mask keeps its whole width: a row that sees nothing (left padding) is averaged over all
+ * S keys by HF, and telling whether a row does would take a host read of the mask.
  */
 export function isCausalMask(mask: tf.Tensor | null): boolean {
   return mask !== null && causalMasks.has(mask);

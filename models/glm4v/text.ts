@@ -10,7 +10,7 @@ import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
-import { causalMask } from '../../layers/ops/causal_mask';
+import { causalMask, unpaddedCausalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
@@ -238,6 +238,6 @@ export function textModelInputs(inputs: TextModelInputs, embedTokens: Embedding,
   const h = inputs.inputsEmbeds ?? (embedTokens.forward(inputs.inputIds!) as tf.Tensor3D);
   // built on the host: the rotary tables are computed from host positions (layers/ops/rotary.ts)
   const positionIds = inputs.positionIds ?? tf.tensor3d(Int32Array.from({ length: 3 * B * L }, (_, i) => past + (i % L)), [3, B, L], 'int32');
-  const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : causalMask(tf.ones([1, past + L], 'int32'), L);
+  const mask = inputs.attentionMask ? causalMask(inputs.attentionMask, L) : L === 1 ? null : unpaddedCausalMask(past + L, L);
   return { h, positionIds, mask: mask as tf.Tensor4D | null };
 }

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { cachedAttention, scaledDotProductAttention } from '../../../layers/ops/attention';
 import { blockDiagonalAttention } from '../../../layers/ops/block_diagonal_attention';
-import { causalMask, isCausalMask } from '../../../layers/ops/causal_mask';
+import { causalMask, isCausalMask, unpaddedCausalMask } from '../../../layers/ops/causal_mask';
 import { causalBlocksApply, queryBlockRows, setScoreBlockBytesForTests } from '../../../layers/ops/query_blocks';
 import { expectClose } from '../../helpers/expect_close';
 
@@ -85,14 +85,13 @@ describe('attention over blocks of query rows (inference)', () => {
     tf.dispose([q, k, v, am, mask, whole, parts]);
   });
 
-  it('a causal mask: blocks of 2 query rows read the keys up to their last query only, the same values', async () => {
+  it('an unpadded causal mask: blocks of 2 query rows read the keys up to their last query only, the same values', async () => {
     const q = rnd([B, H, L, Dh], 1) as tf.Tensor4D, k = rnd([B, Hkv, L, Dh], 2) as tf.Tensor4D, v = rnd([B, Hkv, L, Dh], 3) as tf.Tensor4D;
-    const am = tf.tensor2d([Array(L).fill(1), [...Array(L - 2).fill(1), 0, 0]], undefined, 'int32'); // right padding
-    const wholeMask = causalMask(am, L);
+    const wholeMask = unpaddedCausalMask(L, L);
     const whole = scaledDotProductAttention(q, k, v, wholeMask, Dh ** -0.5);
     const run = () => blocked(undefined, () => {
-      const mask = causalMask(am, L);
-      expect(isCausalMask(mask), 'every row sees key 0').to.equal(true);
+      const mask = unpaddedCausalMask(L, L);
+      expect(isCausalMask(mask)).to.equal(true);
       return tf.tidy(() => scaledDotProductAttention(q, k, v, mask, Dh ** -0.5));
     }, 2);
     const before = tf.memory().numTensors;
@@ -101,10 +100,10 @@ describe('attention over blocks of query rows (inference)', () => {
     expectClose(parts, whole, { atol: 1e-6, label: 'causal blocks vs whole' });
     expect(await softmaxWidths(run), 'blocks of rows 0-1, 2-3, .., 8').to.deep.equal([2, 4, 6, 8, 9]);
     expect(isCausalMask(wholeMask), 'L = 9 is under two blocks of the default rows').to.equal(false);
-    tf.dispose([q, k, v, am, wholeMask, whole, parts]);
+    tf.dispose([q, k, v, wholeMask, whole, parts]);
   });
 
-  it('a causal mask with a row that sees nothing (left padding) keeps every key, as HF averages over all of them', async () => {
+  it('a padded mask keeps every key: a left-padded row that sees nothing is averaged over all of them, as in HF', async () => {
     const q = rnd([B, H, L, Dh], 1) as tf.Tensor4D, k = rnd([B, Hkv, L, Dh], 2) as tf.Tensor4D, v = rnd([B, Hkv, L, Dh], 3) as tf.Tensor4D;
     const am = tf.tensor2d([Array(L).fill(1), [0, 0, ...Array(L - 2).fill(1)]], undefined, 'int32');
     const whole = scaledDotProductAttention(q, k, v, causalMask(am, L), Dh ** -0.5);
@@ -124,16 +123,16 @@ describe('attention over blocks of query rows (inference)', () => {
     const q = rnd([B, H, Lq, Dh], 4) as tf.Tensor4D;
     const [k, v] = [rnd([B, Hkv, S, Dh], 5), rnd([B, Hkv, S, Dh], 6)].map((t) => tf.pad(t, [[0, 0], [0, 0], [0, C - S], [0, 0]])) as [tf.Tensor4D, tf.Tensor4D];
     const vT = tf.transpose(v, [0, 1, 3, 2]) as tf.Tensor4D;
-    const am = tf.tensor2d([Array(S).fill(1), [1, 0, ...Array(S - 2).fill(1)]], undefined, 'int32');
     for (const cached of [{ keys: k, values: v, valuesTransposed: false, length: S }, { keys: k, values: vT, valuesTransposed: true, length: S }]) {
-      const whole = cachedAttention(q, cached, causalMask(am, Lq), Dh ** -0.5);
-      const run = () => blocked(undefined, () => cachedAttention(q, cached, causalMask(am, Lq), Dh ** -0.5), 2);
+      const attend = () => tf.tidy(() => cachedAttention(q, cached, unpaddedCausalMask(S, Lq), Dh ** -0.5));
+      const whole = attend();
+      const run = () => blocked(undefined, attend, 2);
       const parts = run();
       expectClose(parts, whole, { atol: 1e-6, label: `causal blocks vs whole, values transposed: ${cached.valuesTransposed}` });
       expect(await softmaxWidths(run), '4 cached + rows 0-1, 2-3, 4').to.deep.equal([6, 8, 9]);
       tf.dispose([whole, parts]);
     }
-    tf.dispose([q, k, v, vT, am]);
+    tf.dispose([q, k, v, vT]);
   });
 
   it('blockDiagonalAttention: the same values in blocks, two spans', async () => {
