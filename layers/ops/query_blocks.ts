@@ -6,7 +6,7 @@
 // Causal attention (a text prefill) of more than two causal blocks also runs in blocks below the budget: a block of
 // query rows needs only the keys up to its last query, so the scores, softmax and products of the masked upper
 // triangle are skipped: 62% of the attention's work for 1024 tokens in blocks of 256 rows, 53% for 4096. With two
-// blocks (512 tokens) the slices cost what they save (wasm 8% slower, tensorflow 3% faster), so it starts past that.
+// blocks (512 tokens) the slices cost what they save (tensorflow the same, wasm 8% slower), so it starts past that.
 import * as tf from '@tensorflow/tfjs';
 
 const DEFAULT_BLOCK_BYTES = 128 << 20;

@@ -34,7 +34,7 @@ let hugePagesOnce: { value: HugePages | undefined } | undefined;
 
 /**
  * Transparent huge pages for large weights on the native backend: writing 7.7 GB of fresh float32 weights in 4 KiB
- * pages takes 1.9 M page faults, 512 times fewer in 2 MiB ones (a real-width load 2.69 -> 2.18 s, docs/native.md).
+ * pages takes 1.9 M page faults, 512 times fewer in 2 MiB ones (a real-width load 2.69 -> 2.20 s, docs/native.md).
  * Undefined where they cannot help or are not wanted: GLM46V_HUGE_PAGES=0, a kernel whose transparent huge pages are
  * 'never' (or absent: not Linux), no native build or one whose addon predates them.
  */

@@ -2,7 +2,7 @@
 // F.linear in the same loop: 8 distinct weights of each shape of the benchmark model's decoder layer (q, k, v, o,
 // gate_up, down: 360 MB in all, more than this machine's last-level cache), one token, each product timed alone.
 // Ms per 8 layers, the mean of 20 rounds after 10 warm-up rounds. For docs/benchmark.md's decode profile.
-// Usage: [GLM46V_PYTHON=python] npx tsx scripts/bench/gemv_shapes.ts   (TF_NUM_INTRAOP_THREADS / --threads 2 for PyTorch)
+// Usage: [GLM46V_PYTHON=python] [TF_NUM_INTRAOP_THREADS=2] npx tsx scripts/bench/gemv_shapes.ts (the one thread count for both)
 import { spawnSync } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../../lib/backend';

@@ -25,6 +25,8 @@ async function main(): Promise<void> {
   const runs = Number(arg('--runs', '6'));
   // rows of a causal block; 'off' makes them larger than any prompt (the spec knob, so the budget path stays as is)
   const variants = arg('--rows', '256,off').split(',');
+  const bad = variants.find((v) => v !== 'off' && !(Number.isInteger(Number(v)) && Number(v) > 0));
+  if (bad !== undefined) throw new Error(`--rows: expected row counts or 'off', got '${bad}'`);
   const model = loadModel(dir);
   const inp = new SafetensorsFile(path.join(dir, 'inputs.safetensors'));
   const ids = Array.from(inp.read('decode.context_ids').data).slice(0, ctx).map(Number);
