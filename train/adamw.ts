@@ -2,6 +2,7 @@
 // p *= 1 - lr*wd; m = lerp(m, g, 1-b1); v = b2*v + (1-b2)*g*g; p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
 // tf.train has no AdamW (tfjs_notes.md section 6), so this owns its state: per parameter a step count and the two moments.
 import * as tf from '@tensorflow/tfjs';
+import { adamwInPlace, canAdamwInPlace } from '../lib/kernels/tf_fused';
 import type { HoldsFusedParameters, Module } from '../lib/module';
 import { readAllSafetensors, WriteTensor, writeSafetensorsAsync } from '../lib/safetensors';
 import { readFloat32 } from '../lib/save';
@@ -131,6 +132,7 @@ export class AdamW {
   }
 
   private update(grads: Map<string, tf.Tensor>, b1: number, b2: number, c: (v: number) => tf.Scalar): void {
+    const inPlace = canAdamwInPlace(); // the native CPU backend: one fused op per parameter, the same arithmetic
     for (const [key, g] of grads) {
       const p = this.params.get(key);
       if (!p) throw new Error(`AdamW: gradient for '${key}', which is not a parameter of this optimizer`);
@@ -142,6 +144,13 @@ export class AdamW {
       // Python floats in torch: the bias corrections are computed in double and enter the kernels as scalars.
       const stepSize = lr / (1 - b1 ** s.step);
       const bc2Sqrt = Math.sqrt(1 - b2 ** s.step);
+      if (inPlace && g.dtype === 'float32') {
+        adamwInPlace(p, g, s.expAvg, s.expAvgSq, {
+          decay: c(1 - lr * wd), oneMinusBeta1: c(1 - b1), beta2: c(b2), oneMinusBeta2: c(1 - b2),
+          biasCorrection2Sqrt: c(bc2Sqrt), eps: c(this.eps), stepSize: c(stepSize),
+        });
+        continue;
+      }
       tf.tidy(() => {
         const decayed = wd !== 0 ? tf.mul(p, c(1 - lr * wd)) : p;
         // torch's lerp for weight < 0.5: self + weight * (end - self)

@@ -1,5 +1,6 @@
 // RMSNorm as Glm4vRMSNorm: x * rsqrt(mean(x^2, -1) + eps) * weight (statistics in float32).
 import * as tf from '@tensorflow/tfjs';
+import { rmsNormFused } from '../../lib/kernels/tf_fused';
 
 /** The forward, the same ops in the same order as HF's. */
 function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
@@ -15,8 +16,9 @@ function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
  * autodiff, so training trajectories do not move.
  */
 function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping.
-  if (!tf.engine().isTapeOn()) return normalize(x, weight, eps);
+  // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping; on
+  // the native CPU backend as one op of the package's own (lib/kernels/tf_fused.ts)
+  if (!tf.engine().isTapeOn()) return rmsNormFused(x, weight, tf.scalar(eps)) ?? normalize(x, weight, eps);
   // x enters twice, as it does in autodiff's graph (x * r and square(x)): its two gradient terms are then added to
   // whatever else x feeds (the residual) one at a time, in autodiff's order, which float addition needs.
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {

@@ -13,6 +13,7 @@ interface QuietAddon {
   /** absent from an addon built before they were added (setup rebuilds it) */
   hugePageMark?(): void;
   hugePageAdvise?(minBytes: number): number;
+  registerFusedOps?(): string | null;
 }
 
 /** The quiet addon of the native build, or undefined where it is not built. */
@@ -131,6 +132,22 @@ export function loadNativeBackend(): NativeLoad {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     return (loaded = { ok: false, quiet: false, reason: `native TensorFlow backend did not load (${msg}): run 'npx glm46v setup --force'` });
   }
+}
+
+let fusedOpsError: string | null | undefined; // null: registered
+
+/**
+ * Whether the package's own TensorFlow ops (lib/native/fused_ops.c: Glm46vAdamW) can run: registered once with the
+ * loaded TensorFlow, on the CPU. Their kernels are CPU kernels that write their inputs in place: on a GPU TensorFlow
+ * would hand them copies, so tfjs-node-gpu with a CUDA device does not use them.
+ */
+export function fusedOpsReady(): boolean {
+  if (!loaded?.ok || nativeUsesGpu()) return false;
+  if (fusedOpsError === undefined) {
+    const addon = quietAddon();
+    fusedOpsError = addon?.registerFusedOps ? addon.registerFusedOps() : 'the addon predates them';
+  }
+  return fusedOpsError === null;
 }
 
 /** Whether the running 'tensorflow' backend placed its ops on a GPU (tfjs-node-gpu with a CUDA device). */

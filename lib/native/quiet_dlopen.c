@@ -133,6 +133,8 @@ static napi_value HugePageAdvise(napi_env env, napi_callback_info info) {
   return result;
 }
 
+napi_value fused_ops_init(napi_env env, napi_value exports);  // fused_ops.c
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mute", NULL, Mute, NULL, NULL, NULL, napi_default, NULL},
@@ -142,5 +144,5 @@ NAPI_MODULE_INIT() {
     {"hugePageAdvise", NULL, HugePageAdvise, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
+  return fused_ops_init(env, exports);
 }

@@ -72,8 +72,10 @@ for whl in sorted(glob.glob(os.path.join(dl, '*.whl'))):
                 dst.write(b)
 `;
 
+/** The package's own addon: its C sources in lib/native/ (fused_ops.c needs float contraction off: the same bits as tfjs). */
+const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c'];
 const QUIET_GYP = {
-  targets: [{ target_name: 'glm46v_quiet', sources: ['quiet_dlopen.c'], libraries: ['-ldl'] }],
+  targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off'], libraries: ['-ldl', '-lpthread', '-lm'] }],
 };
 
 export interface SetupOptions {
@@ -234,7 +236,7 @@ function build(opts: SetupOptions, log: (l: string) => void): NativeStatus {
     nodeGyp(path.join(work, 'package'), pre.nodeGyp, pre.nodeDir, gypVars, logFile, 'the tfjs-node addon');
     const quiet = path.join(work, 'quiet');
     fs.mkdirSync(quiet);
-    fs.copyFileSync(path.join(packageRoot(), 'lib', 'native', 'quiet_dlopen.c'), path.join(quiet, 'quiet_dlopen.c'));
+    for (const f of QUIET_SOURCES) fs.copyFileSync(path.join(packageRoot(), 'lib', 'native', f), path.join(quiet, f));
     fs.writeFileSync(path.join(quiet, 'binding.gyp'), JSON.stringify(QUIET_GYP));
     nodeGyp(quiet, pre.nodeGyp, pre.nodeDir, [], logFile, 'the quiet loader');
     for (const [from, to] of [[path.join(work, 'package'), addonPackageDir(variant)], [quiet, path.join(native, 'quiet')]] as const) {
@@ -252,11 +254,13 @@ function build(opts: SetupOptions, log: (l: string) => void): NativeStatus {
   return status;
 }
 
-/** Whether the built quiet addon was built from this package's source (an update that changed it rebuilds). */
+/** Whether the built quiet addon was built from this package's sources (an update that changed them rebuilds). */
 function quietAddonCurrent(): boolean {
   const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined);
-  const built = read(path.join(nativeDir(), 'quiet', 'quiet_dlopen.c'));
-  return built !== undefined && built === read(path.join(packageRoot(), 'lib', 'native', 'quiet_dlopen.c'));
+  return QUIET_SOURCES.every((f) => {
+    const built = read(path.join(nativeDir(), 'quiet', f));
+    return built !== undefined && built === read(path.join(packageRoot(), 'lib', 'native', f));
+  });
 }
 
 /** Builds (or keeps) the native backend and records the outcome in native/status.json; never throws for a missing

@@ -9,6 +9,7 @@ import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
+import { siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask, unpaddedCausalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
@@ -113,8 +114,10 @@ export class Glm4vTextMLP extends Module {
     return tf.tidy(() => {
       const [B, L, D] = x.shape;
       // on [B*L, D] rows, so that the two Linears fold nothing (a reshape is a kernel call on native TF)
-      const [gate, up] = tf.split(this.gateUpProj.forward(tf.reshape(x, [B * L, D])), 2, -1) as [tf.Tensor, tf.Tensor];
-      return tf.reshape(this.downProj.forward(siluMul(gate, up)), [B, L, D]) as tf.Tensor3D;
+      const gateUp = this.gateUpProj.forward(tf.reshape(x, [B * L, D]));
+      // at inference on the native CPU backend one op of the package's own (lib/kernels/tf_fused.ts)
+      const act = (!tf.engine().isTapeOn() && siluMulHalvesFused(gateUp)) || siluMul(...(tf.split(gateUp, 2, -1) as [tf.Tensor, tf.Tensor]));
+      return tf.reshape(this.downProj.forward(act), [B, L, D]) as tf.Tensor3D;
     });
   }
 }

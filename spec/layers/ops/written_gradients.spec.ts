@@ -10,6 +10,7 @@ import { MASK_MIN } from '../../../layers/ops/causal_mask';
 import { rmsNorm } from '../../../layers/ops/rms_norm';
 import { applyRotaryPosEmb } from '../../../layers/ops/rotary';
 import { applyRotaryVision } from '../../../layers/ops/vision_rotary';
+import { setFusedOpsOffForTests } from '../../../lib/kernels/tf_fused';
 
 const R = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
@@ -32,6 +33,11 @@ function expectSameGrads(op: (...xs: tf.Tensor[]) => tf.Tensor, reference: (...x
 }
 
 describe('written-out gradients equal autodiff bit for bit', () => {
+  // the training path: the native backend's fused inference ops (lib/kernels/tf_fused.ts, within float32 rounding of
+  // these, spec/lib/fused_ops.spec.ts) would otherwise give the forwards taken here outside tf.grads
+  before(() => setFusedOpsOffForTests(true));
+  after(() => setFusedOpsOffForTests(false));
+
   it('rmsNorm', () => {
     const ref = (x: tf.Tensor, w: tf.Tensor) => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), w);
     expectSameGrads((x, w) => rmsNorm(x, w, 1e-5), ref, [R([2, 7, 24], 1), R([24], 2)], true);
