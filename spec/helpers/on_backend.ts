@@ -1,6 +1,9 @@
 // Cross-backend checks: run a computation on another tfjs backend (e.g. the 'cpu' reference) and bring plain
 // arrays back, so no tensor of one backend is ever handed to another; the active backend is restored after.
+import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
+import { installKernelOverrides } from '../../lib/kernels';
+import { loadNativeBackend } from '../../lib/native/load';
 
 /** Runs `fn` (which must return host data, not tensors) with `name` as the active backend. */
 export async function onBackend<T>(name: string, fn: () => T): Promise<T> {
@@ -25,4 +28,21 @@ export function seeded(n: number, seed: number): Float32Array {
 /** A float32 tensor of the given shape filled by `seeded`. */
 export function seededTensor(shape: number[], seed: number): tf.Tensor {
   return tf.tensor(seeded(tf.util.sizeFromShape(shape), seed), shape, 'float32');
+}
+
+/**
+ * Mocha hooks for the describe block they are called in: it runs on the native backend (loaded, made active, with
+ * its kernel overrides), and the backend before it is restored after.
+ */
+export function onNativeBackendHooks(): void {
+  let prev: string;
+  before(async () => {
+    prev = tf.getBackend();
+    expect(loadNativeBackend().ok).to.equal(true);
+    expect(await tf.setBackend('tensorflow')).to.equal(true);
+    installKernelOverrides('tensorflow');
+  });
+  after(async () => {
+    await tf.setBackend(prev);
+  });
 }

@@ -5,27 +5,17 @@
 // - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { installKernelOverrides } from '../../lib/kernels';
 import { canAdamwInPlace, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
-import { loadNativeBackend } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
 import { AdamW } from '../../train/adamw';
 import { expectClose } from '../helpers/expect_close';
+import { onNativeBackendHooks } from '../helpers/on_backend';
 
 if (readStatus()?.ok) {
   describe('fused ops on the native backend (lib/native/fused_ops.c)', () => {
-    let prev: string;
-    before(async () => {
-      prev = tf.getBackend();
-      expect(loadNativeBackend().ok).to.equal(true);
-      expect(await tf.setBackend('tensorflow')).to.equal(true);
-      installKernelOverrides('tensorflow');
-    });
-    after(async () => {
-      setFusedOpsOffForTests(false);
-      await tf.setBackend(prev);
-    });
+    onNativeBackendHooks();
+    after(() => setFusedOpsOffForTests(false));
 
     // [600, 700] is 420k elements: split over the threads; the others run on one
     const shapes: Record<string, number[]> = { 'w.big': [600, 700], 'w.small': [33, 65], 'b.bias': [7] };

@@ -3,26 +3,15 @@
 // the host conversion. Runs wherever `glm46v setup` built the backend.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { installKernelOverrides } from '../../lib/kernels';
 import { rowsPerChunk, tfBf16Tensor } from '../../lib/kernels/tf_bf16';
-import { loadNativeBackend } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { bf16ToF32 } from '../../lib/safetensors';
 import { expectClose } from '../helpers/expect_close';
-import { onBackend, seeded } from '../helpers/on_backend';
+import { onBackend, onNativeBackendHooks, seeded } from '../helpers/on_backend';
 
 if (readStatus()?.ok) {
   describe('tensorflow Reshape / Transpose / Mean overrides and bf16 conversion (lib/kernels/tf_shape.ts, tf_bf16.ts)', () => {
-    let prev: string;
-    before(async () => {
-      prev = tf.getBackend();
-      expect(loadNativeBackend().ok).to.equal(true);
-      expect(await tf.setBackend('tensorflow')).to.equal(true);
-      installKernelOverrides('tensorflow');
-    });
-    after(async () => {
-      await tf.setBackend(prev);
-    });
+    onNativeBackendHooks();
 
     const x = seeded(2 * 3 * 4 * 5, 7);
     const compute = () => tf.tidy(() => {
