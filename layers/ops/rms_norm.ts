@@ -18,7 +18,7 @@ function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
 function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping; on
   // the native CPU backend as one op of the package's own (lib/kernels/tf_fused.ts)
-  if (!tf.engine().isTapeOn()) return rmsNormFused(x, weight, tf.scalar(eps)) ?? normalize(x, weight, eps);
+  if (!tf.engine().isTapeOn()) return rmsNormFused(x, weight, eps) ?? normalize(x, weight, eps);
   // x enters twice, as it does in autodiff's graph (x * r and square(x)): its two gradient terms are then added to
   // whatever else x feeds (the residual) one at a time, in autodiff's order, which float addition needs.
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {

@@ -41,10 +41,14 @@ export function canAdamwInPlace(): boolean {
 }
 
 /** x [..., D], weight [D], eps -> x * rsqrt(mean(x², -1) + eps) * weight as one op; undefined where it does not run. */
-export function rmsNormFused(x: tf.Tensor, weight: tf.Tensor, eps: tf.Scalar): tf.Tensor | undefined {
+export function rmsNormFused(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor | undefined {
   if (x.dtype !== 'float32' || !inference() || !ready()) return undefined;
-  const be = nodeBackend();
-  return be.createOutputTensor(be.binding.executeOp('Glm46vRmsNorm', [], be.getInputTensorIds([x, weight, eps]), 1)[0]!);
+  const be = nodeBackend(), e = tf.scalar(eps);
+  try {
+    return be.createOutputTensor(be.binding.executeOp('Glm46vRmsNorm', [], be.getInputTensorIds([x, weight, e]), 1)[0]!);
+  } finally {
+    e.dispose();
+  }
 }
 
 /**

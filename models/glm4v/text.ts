@@ -9,11 +9,11 @@ import { callLayer } from '../../layers/grad_checkpoint';
 import { Linear } from '../../layers/linear';
 import { RMSNorm } from '../../layers/norms';
 import { siluMul } from '../../layers/ops/activations';
-import { siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/attention';
 import { causalMask, unpaddedCausalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
+import { siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
@@ -116,7 +116,7 @@ export class Glm4vTextMLP extends Module {
       // on [B*L, D] rows, so that the two Linears fold nothing (a reshape is a kernel call on native TF)
       const gateUp = this.gateUpProj.forward(tf.reshape(x, [B * L, D]));
       // at inference on the native CPU backend one op of the package's own (lib/kernels/tf_fused.ts)
-      const act = (!tf.engine().isTapeOn() && siluMulHalvesFused(gateUp)) || siluMul(...(tf.split(gateUp, 2, -1) as [tf.Tensor, tf.Tensor]));
+      const act = siluMulHalvesFused(gateUp) ?? siluMul(...(tf.split(gateUp, 2, -1) as [tf.Tensor, tf.Tensor]));
       return tf.reshape(this.downProj.forward(act), [B, L, D]) as tf.Tensor3D;
     });
   }
