@@ -124,12 +124,12 @@ static void parallel_for(int64_t n, int64_t unit, void (*fn)(const void*, int64_
   for (int t = 0; t < started; t++) pthread_join(ids[t], NULL);
 }
 
-// The op's inputs, each float32 with counts[k] elements (-1: any); false, with the op failed, if not.
+// The op's inputs, each float32 with counts[k] elements; false, with the op failed, if not.
 static bool get_inputs(TF_OpKernelContext* ctx, const char* op, int count, const int64_t* counts, TF_Tensor** in, TF_Status* status) {
   for (int k = 0; k < count; k++) {
     tf.GetInput(ctx, k, &in[k], status);
     if (tf.GetCode(status) != TF_OK) break;
-    if (tf.TensorType(in[k]) != TF_FLOAT || (counts[k] >= 0 && tf.TensorElementCount(in[k]) != counts[k])) {
+    if (tf.TensorType(in[k]) != TF_FLOAT || tf.TensorElementCount(in[k]) != counts[k]) {
       char msg[160];
       snprintf(msg, sizeof msg, "%s: input %d must be float32 with %lld elements", op, k, (long long)counts[k]);
       tf.SetStatus(status, TF_INVALID_ARGUMENT, msg);

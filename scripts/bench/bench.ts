@@ -20,12 +20,7 @@ import { BENCH_CONFIG, BENCH_MOE_CONFIG, BENCH_SHAPES, DEFAULT_DIR, DEFAULT_MOE_
 import { RunOptions, runRows } from './ours';
 import { SafetensorsFile } from '../../lib/safetensors';
 import { buildTable, buildTargets, markdown, Res } from './report';
-
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args';
 
 /** --checkpointing all|text|none: which blocks the training row recomputes in its backward pass. */
 function checkpointingArg(): RunOptions['checkpointing'] {

@@ -8,13 +8,7 @@ import { decodeOne, prefill } from '../../generation/generate';
 import { SafetensorsFile } from '../../lib/safetensors';
 import { loadModel } from '../../models/glm4v/auto';
 import { DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { arg, median } from './args';
 
 async function main(): Promise<void> {
   const dir = path.resolve(arg('--model', DEFAULT_DIR));

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { installWasmMatMul } from '../../lib/kernels/wasm_matmul';
 import { prepareWasmThreads, setWasmThreads } from '../../lib/kernels/wasm_threads';
+import { arg } from './args';
 
 interface Case { name: string; flops: number; make: () => { run: () => tf.Tensor; inputs: tf.Tensor[] } }
 
@@ -78,11 +79,6 @@ async function child(threads: number, only: RegExp, minMs: number): Promise<void
   }
   process.stdout.write(JSON.stringify({ threads: getThreadsCount(), rows }) + '\n');
   tf.engine().removeBackend('wasm'); // ends the pthread workers so the child exits
-}
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
 }
 
 function main(): void {

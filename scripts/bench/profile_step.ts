@@ -15,11 +15,7 @@ import { loadModel } from '../../models/glm4v/auto';
 import { AdamW, fusedParameterSets, paramGroups } from '../../train/adamw';
 import { microBatchGrads } from '../../train/step';
 import { DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args';
 
 function table(kernels: { name: string; kernelTimeMs: number | { error: string } }[], title: string): string {
   const by = new Map<string, { n: number; ms: number }>();

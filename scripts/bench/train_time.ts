@@ -11,11 +11,7 @@ import { loadModel } from '../../models/glm4v/auto';
 import { AdamW, fusedParameterSets, paramGroups } from '../../train/adamw';
 import { microBatchGrads } from '../../train/step';
 import { DEFAULT_DIR, isComplete, makeBenchModel } from './make_bench_model';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
-}
+import { arg } from './args';
 
 /** Minor page faults of this process so far (field 10 of /proc/self/stat). */
 const minorFaults = () => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[7]);
