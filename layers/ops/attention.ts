@@ -1,6 +1,7 @@
 // Scaled-dot-product attention with an additive mask and grouped-query heads, as eager_attention_forward +
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
+import { decodeAttentionFused } from '../../lib/kernels/tf_fused';
 import type { CachedKV } from '../../lib/kv_cache';
 import { isCausalMask } from './causal_mask';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
@@ -113,6 +114,9 @@ function cachedAttention_(q: tf.Tensor4D, cached: CachedKV, mask: tf.Tensor4D | 
     length <= C && (mask === null || (mask.shape[1] === 1 && mask.shape[2] === L && mask.shape[3] === length && (mask.shape[0] === B || mask.shape[0] === 1))),
     () => `attention: mask ${JSON.stringify(mask?.shape)} does not fit [${B}, 1, ${L}, ${length}] (a cache of ${C} positions)`,
   );
+  // a decode step on the native CPU backend: one op of the package's own over the `length` cached positions
+  const fused = !valuesTransposed ? decodeAttentionFused(q, k, v, length, mask, scale) : undefined;
+  if (fused) return fused;
   const G = H / Hkv;
   // a long or causal prefill: the scores a block of queries at a time, a causal block over the cached positions up to
   // its last query only

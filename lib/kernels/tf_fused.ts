@@ -4,9 +4,13 @@
 //   operations in the same order as train/adamw.ts's tfjs path, so the same bits (680-700 ms a step for the benchmark
 //   model there, 180 ms here, against torch's 313 ms);
 // - RMSNorm's forward at inference (6 ops in one, the sum of squares in double);
-// - the text MLP's up * silu(gate) at inference, straight from gate_up_proj's output (SplitV, Sigmoid, Mul, Mul).
+// - the text MLP's up * silu(gate) at inference, straight from gate_up_proj's output (SplitV, Sigmoid, Mul, Mul);
+// - a Linear's product for the few rows of a decode step at inference, bias included (MatMul, Add), streaming the
+//   weight once where TensorFlow's MatMul runs a GEMM with m = 1;
+// - a decode step's attention over the preallocated KV cache (Mul, BatchMatMulV2 twice, Add, Softmax, reshapes),
+//   over the cached positions only where those ops read the cache's free room too.
 import * as tf from '@tensorflow/tfjs';
-import { fusedOpsReady } from '../native/load';
+import { fusedGemvReady, fusedOpsReady } from '../native/load';
 import { nodeBackend } from './tf_binding';
 
 /** The scalars of one step, float32 as the tfjs path uploads them. */
@@ -67,4 +71,31 @@ export function siluMulHalvesFused(gateUp: tf.Tensor): tf.Tensor | undefined {
   if (gateUp.dtype !== 'float32' || !inference() || !ready()) return undefined;
   const be = nodeBackend();
   return be.createOutputTensor(be.binding.executeOp('Glm46vSiluMul', [], be.getInputTensorIds([gateUp]), 1)[0]!);
+}
+
+/** Rows up to which the decode ops run: linearFused's rows of x, decodeAttentionFused's queries per head. */
+export const DECODE_ROWS = 8;
+
+/** x [M, K], weight [N, K], bias [N] -> x weightᵀ + bias as one op for M <= DECODE_ROWS; undefined where it does not run. */
+export function linearFused(x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor2D | undefined {
+  if (x.shape[0] > DECODE_ROWS || x.dtype !== 'float32' || !inference() || !ready() || !fusedGemvReady()) return undefined;
+  const be = nodeBackend();
+  const ids = be.getInputTensorIds(bias ? [x, weight, bias] : [x, weight]);
+  return be.createOutputTensor(be.binding.executeOp(bias ? 'Glm46vLinear' : 'Glm46vLinearNoBias', [], ids, 1)[0]!) as tf.Tensor2D;
+}
+
+/**
+ * q [B, H, L, Dh], keys and values [B, Hkv, C, Dh] of which the first `length` positions hold tokens, mask [1 or B,
+ * 1, L, length] additive or null -> softmax(q * scale kᵀ + mask) v as [B, L, H, Dh], one op for L <= DECODE_ROWS;
+ * undefined where it does not run.
+ */
+export function decodeAttentionFused(q: tf.Tensor4D, keys: tf.Tensor4D, values: tf.Tensor4D, length: number, mask: tf.Tensor4D | null, scale: number): tf.Tensor4D | undefined {
+  if (q.shape[2] > DECODE_ROWS || q.dtype !== 'float32' || !inference() || !ready()) return undefined;
+  const be = nodeBackend(), params = tf.tensor1d([scale, length]);
+  try {
+    const ids = be.getInputTensorIds(mask ? [q, keys, values, params, mask] : [q, keys, values, params]);
+    return be.createOutputTensor(be.binding.executeOp(mask ? 'Glm46vDecodeAttentionMasked' : 'Glm46vDecodeAttention', [], ids, 1)[0]!) as tf.Tensor4D;
+  } finally {
+    params.dispose();
+  }
 }

@@ -19,16 +19,31 @@
 //   each row and up the second, sigmoid(g) = 1 / (1 + exp(-g)). One op for SplitV, Sigmoid, Mul, Mul, at inference
 //   (the text MLP, models/glm4v/text.ts).
 //
+// Glm46vLinear(x: float [M, K], weight: float [N, K], bias: float [N]) -> float [M, N]: x weightᵀ + bias, and
+//   Glm46vLinearNoBias(x, weight) -> x weightᵀ: the one-token product of a decode step (layers/linear.ts, at
+//   inference, for a few rows of x), in gemv.c. One op for MatMul (and Add).
+//
+// Glm46vDecodeAttention(q: float [B, H, L, Dh], keys, values: float [B, Hkv, C, Dh], params: float [2] = {scale,
+//   length}) -> float [B, L, H, Dh], and Glm46vDecodeAttentionMasked(..., mask: float [1 or B, 1, L, length]):
+//   softmax(q * scale kᵀ + mask) v over the first `length` positions of lib/kv_cache.ts's preallocated cache, for a
+//   decode step's few queries (layers/ops/attention.ts), in decode_attention.c. One op for Mul, two BatchMatMulV2,
+//   Add, Softmax and the reshapes between them, and it reads `length` positions where they read all C.
+//
+// They run on a pool of threads of their own (parallel.c).
+//
 // The TensorFlow functions are looked up with dlsym: the addon links nothing of TensorFlow.
 #include <dlfcn.h>
 #include <math.h>
 #include <node_api.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "decode_attention.h"
+#include "gemv.h"
+#include "parallel.h"
 
 typedef struct TF_Status TF_Status;
 typedef struct TF_Tensor TF_Tensor;
@@ -43,6 +58,7 @@ static struct {
   TF_Status* (*NewStatus)(void);
   void (*DeleteStatus)(TF_Status*);
   int (*GetCode)(const TF_Status*);
+  int (*NumInputs)(TF_OpKernelContext*);
   const char* (*Message)(const TF_Status*);
   void (*SetStatus)(TF_Status*, int, const char*);
   TF_OpDefinitionBuilder* (*NewOpDefinitionBuilder)(const char*);
@@ -67,7 +83,7 @@ static struct {
 // Fills `tf` from the loaded TensorFlow; the name of the first function missing, or NULL.
 static const char* resolve(void) {
 #define FN(field, name) if (!(*(void**)&tf.field = dlsym(RTLD_DEFAULT, name))) return name;
-  FN(NewStatus, "TF_NewStatus") FN(DeleteStatus, "TF_DeleteStatus") FN(GetCode, "TF_GetCode") FN(Message, "TF_Message")
+  FN(NewStatus, "TF_NewStatus") FN(DeleteStatus, "TF_DeleteStatus") FN(GetCode, "TF_GetCode") FN(NumInputs, "TF_NumInputs") FN(Message, "TF_Message")
   FN(SetStatus, "TF_SetStatus") FN(NewOpDefinitionBuilder, "TF_NewOpDefinitionBuilder")
   FN(OpDefinitionBuilderAddInput, "TF_OpDefinitionBuilderAddInput")
   FN(OpDefinitionBuilderSetIsStateful, "TF_OpDefinitionBuilderSetIsStateful")
@@ -87,42 +103,8 @@ static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
     "beta2: float", "one_minus_beta2: float", "bias_correction2_sqrt: float", "eps: float", "step_size: float"};
 static const char* const RMS_NAMES[3] = {"x: float", "weight: float", "eps: float"};
 static const char* const SILU_NAMES[1] = {"gate_up: float"};
-
-// TF_NUM_INTRAOP_THREADS as TensorFlow reads it, else the cores online; at most 64.
-static int thread_count(void) {
-  const char* env = getenv("TF_NUM_INTRAOP_THREADS");
-  long n = env && atoi(env) > 0 ? atoi(env) : sysconf(_SC_NPROCESSORS_ONLN);
-  return n < 1 ? 1 : n > 64 ? 64 : (int)n;
-}
-
-struct span {
-  void (*fn)(const void* args, int64_t from, int64_t to);
-  const void* args;
-  int64_t from, to;
-};
-
-static void* run_span(void* arg) {
-  const struct span* s = (const struct span*)arg;
-  s->fn(s->args, s->from, s->to);
-  return NULL;
-}
-
-// fn(args, from, to) over [0, n), split between the threads with `unit` items a thread at least; this thread runs the
-// last span (so a small n starts no thread).
-static void parallel_for(int64_t n, int64_t unit, void (*fn)(const void*, int64_t, int64_t), const void* args) {
-  int threads = thread_count();
-  if (n / threads < unit) threads = n / unit > 1 ? (int)(n / unit) : 1;
-  struct span spans[64];
-  pthread_t ids[64];
-  int started = 0;
-  for (int t = 0; t < threads; t++) spans[t] = (struct span){fn, args, n * t / threads, n * (t + 1) / threads};
-  for (int t = 0; t + 1 < threads; t++) {
-    if (pthread_create(&ids[started], NULL, run_span, &spans[t]) == 0) started++;
-    else run_span(&spans[t]);  // no thread: this one does the span
-  }
-  run_span(&spans[threads - 1]);
-  for (int t = 0; t < started; t++) pthread_join(ids[t], NULL);
-}
+static const char* const ATTENTION_NAMES[5] = {"q: float", "keys: float", "values: float", "params: float", "mask: float"};  // unmasked: the first 4
+static const char* const LINEAR_NAMES[3] = {"x: float", "weight: float", "bias: float"};  // NoBias: the first 2
 
 // The op's inputs, each float32 with counts[k] elements; false, with the op failed, if not.
 static bool get_inputs(TF_OpKernelContext* ctx, const char* op, int count, const int64_t* counts, TF_Tensor** in, TF_Status* status) {
@@ -141,10 +123,10 @@ static bool get_inputs(TF_OpKernelContext* ctx, const char* op, int count, const
   return false;
 }
 
-// The first input's dims (at most 8); its rank, or -1.
-static int first_dims(TF_OpKernelContext* ctx, int64_t* dims, TF_Status* status) {
+// Input `index`'s dims (at most 8); its rank, or -1.
+static int input_dims(TF_OpKernelContext* ctx, int index, int64_t* dims, TF_Status* status) {
   TF_Tensor* t = NULL;
-  tf.GetInput(ctx, 0, &t, status);
+  tf.GetInput(ctx, index, &t, status);
   int rank = tf.GetCode(status) == TF_OK ? tf.NumDims(t) : -1;
   for (int k = 0; k < rank && k < 8; k++) dims[k] = tf.Dim(t, k);
   if (t) tf.DeleteTensor(t);
@@ -176,7 +158,7 @@ static void adamw_compute(void* kernel, TF_OpKernelContext* ctx) {
   TF_Tensor* in[ADAMW_INPUTS] = {0};
   TF_Status* status = tf.NewStatus();
   int64_t dims[8], n = 1;
-  const int rank = first_dims(ctx, dims, status);
+  const int rank = input_dims(ctx, 0, dims, status);
   for (int k = 0; k < rank; k++) n *= dims[k];
   const int64_t counts[ADAMW_INPUTS] = {n, n, n, n, 1, 1, 1, 1, 1, 1, 1};
   if (rank >= 0 && get_inputs(ctx, "Glm46vAdamW", ADAMW_INPUTS, counts, in, status)) {
@@ -216,7 +198,7 @@ static void rms_compute(void* kernel, TF_OpKernelContext* ctx) {
   TF_Tensor *in[3] = {0}, *out = NULL;
   TF_Status* status = tf.NewStatus();
   int64_t dims[8], n = 1;
-  const int rank = first_dims(ctx, dims, status);
+  const int rank = input_dims(ctx, 0, dims, status);
   for (int k = 0; k < rank; k++) n *= dims[k];
   const int64_t D = rank > 0 ? dims[rank - 1] : 0, counts[3] = {n, D, 1};
   if (rank < 1 || D < 1) {
@@ -257,7 +239,7 @@ static void silu_compute(void* kernel, TF_OpKernelContext* ctx) {
   TF_Tensor *in = NULL, *out = NULL;
   TF_Status* status = tf.NewStatus();
   int64_t dims[8], n = 1;
-  const int rank = first_dims(ctx, dims, status);
+  const int rank = input_dims(ctx, 0, dims, status);
   for (int k = 0; k < rank; k++) n *= dims[k];
   const int64_t counts[1] = {n};
   if (rank < 1 || dims[rank - 1] % 2 != 0 || dims[rank - 1] == 0) {
@@ -276,6 +258,87 @@ static void silu_compute(void* kernel, TF_OpKernelContext* ctx) {
   }
   if (out) tf.DeleteTensor(out);
   if (in) tf.DeleteTensor(in);
+  tf.DeleteStatus(status);
+}
+
+static void linear_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[3] = {0}, *out = NULL;
+  TF_Status* status = tf.NewStatus();
+  const int n_in = tf.NumInputs(ctx);  // 3 with a bias, 2 without
+  int64_t xd[8], wd[8], bd[8] = {0};
+  const bool ranks = input_dims(ctx, 0, xd, status) == 2 && input_dims(ctx, 1, wd, status) == 2 && (n_in == 2 || input_dims(ctx, 2, bd, status) == 1);
+  if (!ranks || xd[1] != wd[1] || (n_in == 3 && bd[0] != wd[0])) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vLinear: x [M, K], weight [N, K] and bias [N] expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t M = xd[0], N = wd[0], K = wd[1], counts[3] = {M * K, N * K, N};
+    if (get_inputs(ctx, "Glm46vLinear", n_in, counts, in, status)) {
+      const int64_t dims[2] = {M, N};
+      out = tf.AllocateOutput(ctx, 0, TF_FLOAT, dims, 2, (size_t)(M * N) * sizeof(float), status);
+      if (tf.GetCode(status) == TF_OK) {
+        const struct gemv_args a = {(const float*)tf.TensorData(in[0]), (const float*)tf.TensorData(in[1]),
+                                    in[2] ? (const float*)tf.TensorData(in[2]) : NULL, (float*)tf.TensorData(out), M, N, K};
+        const int64_t blocks = (N + GEMV_BLOCK - 1) / GEMV_BLOCK;
+        parallel_for(blocks, (1 << 15) / (GEMV_BLOCK * (K > 0 ? K : 1)) + 1, gemv_blocks, &a);
+      } else {
+        tf.OpKernelContext_Failure(ctx, status);
+      }
+    }
+  }
+  if (out) tf.DeleteTensor(out);
+  for (int k = 0; k < 3; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
+static void attention_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[5] = {0}, *out = NULL;
+  TF_Status* status = tf.NewStatus();
+  const int n_in = tf.NumInputs(ctx);  // 5 with a mask, 4 without
+  int64_t qd[8], kd[8], vd[8], pd[8], md[8] = {0};
+  const bool ranks = input_dims(ctx, 0, qd, status) == 4 && input_dims(ctx, 1, kd, status) == 4 && input_dims(ctx, 2, vd, status) == 4 &&
+                     input_dims(ctx, 3, pd, status) == 1 && pd[0] == 2 && (n_in == 4 || input_dims(ctx, 4, md, status) == 4);
+  const int64_t B = qd[0], H = qd[1], L = qd[2], Dh = qd[3], Hkv = kd[1], C = kd[2];
+  bool fits = ranks && kd[0] == B && Hkv > 0 && H % Hkv == 0 && kd[3] == Dh && vd[0] == B && vd[1] == Hkv && vd[2] == C && vd[3] == Dh;
+  TF_Tensor* params = NULL;
+  float scale = 0;
+  int64_t length = 0;
+  if (fits) {
+    tf.GetInput(ctx, 3, &params, status);
+    if (tf.GetCode(status) == TF_OK && tf.TensorType(params) == TF_FLOAT) {
+      const float* p = (const float*)tf.TensorData(params);
+      scale = p[0], length = (int64_t)p[1];
+      fits = (float)length == p[1] && length >= 1 && length <= C;
+    }
+    if (params) tf.DeleteTensor(params);
+  }
+  fits = fits && (n_in == 4 || ((md[0] == 1 || md[0] == B) && md[1] == 1 && md[2] == L && md[3] == length));
+  if (!fits) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT,
+                 "Glm46vDecodeAttention: q [B, H, L, Dh], keys and values [B, Hkv, C, Dh], params {scale, length <= C} "
+                 "and mask [1 or B, 1, L, length] expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[5] = {B * H * L * Dh, B * Hkv * C * Dh, B * Hkv * C * Dh, 2, md[0] * L * length};
+    if (get_inputs(ctx, "Glm46vDecodeAttention", n_in, counts, in, status)) {
+      const int64_t dims[4] = {B, L, H, Dh};
+      out = tf.AllocateOutput(ctx, 0, TF_FLOAT, dims, 4, (size_t)(B * L * H * Dh) * sizeof(float), status);
+      if (tf.GetCode(status) == TF_OK) {
+        // enough units for every thread: a kv head's G * L query rows in chunks when B * Hkv is fewer than the threads
+        const int64_t heads = B * Hkv, rows = H / Hkv * L, want = (thread_count() + heads - 1) / heads;
+        const struct decode_attention_args a = {
+            (const float*)tf.TensorData(in[0]), (const float*)tf.TensorData(in[1]), (const float*)tf.TensorData(in[2]),
+            in[4] ? (const float*)tf.TensorData(in[4]) : NULL, (float*)tf.TensorData(out), B, H, Hkv, L, Dh, C, length,
+            md[0], scale, want < rows ? want : rows};
+        parallel_for(heads * a.chunks, 1, decode_attention_units, &a);
+      } else {
+        tf.OpKernelContext_Failure(ctx, status);
+      }
+    }
+  }
+  if (out) tf.DeleteTensor(out);
+  for (int k = 0; k < 5; k++) if (in[k]) tf.DeleteTensor(in[k]);
   tf.DeleteStatus(status);
 }
 
@@ -314,16 +377,43 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
     if (missing) snprintf(error, sizeof error, "TensorFlow has no %s", missing);
     // AdamW writes its inputs: stateful, so never pruned, merged or cached
     else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, true, adamw_compute, error, sizeof error) &&
-             register_op("Glm46vRmsNorm", RMS_NAMES, 3, "y: float", false, rms_compute, error, sizeof error))
-      register_op("Glm46vSiluMul", SILU_NAMES, 1, "y: float", false, silu_compute, error, sizeof error);
+             register_op("Glm46vRmsNorm", RMS_NAMES, 3, "y: float", false, rms_compute, error, sizeof error) &&
+             register_op("Glm46vSiluMul", SILU_NAMES, 1, "y: float", false, silu_compute, error, sizeof error) &&
+             register_op("Glm46vLinear", LINEAR_NAMES, 3, "y: float", false, linear_compute, error, sizeof error) &&
+             register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, "y: float", false, linear_compute, error, sizeof error) &&
+             register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, "out: float", false, attention_compute, error, sizeof error))
+      register_op("Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, "out: float", false, attention_compute, error, sizeof error);
   }
   if (error[0]) napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &result);
   else napi_get_null(env, &result);
   return result;
 }
 
+// gemvVectorized(): whether Glm46vLinear has a vector path on this CPU (where it has none, TensorFlow's MatMul is faster).
+static napi_value GemvVectorized(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_get_boolean(env, gemv_vectorized(), &result);
+  return result;
+}
+
+// gemvPath(name?): the path Glm46vLinear takes ("avx512", "avx2", "scalar"); a name makes it take that one if this
+// CPU has it (specs only).
+static napi_value GemvPath(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg, result;
+  char name[16] = "";
+  napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
+  if (argc > 0) napi_get_value_string_utf8(env, arg, name, sizeof name, NULL);
+  napi_create_string_utf8(env, gemv_path(name[0] ? name : NULL), NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
 napi_value fused_ops_init(napi_env env, napi_value exports) {
-  napi_property_descriptor prop = {"registerFusedOps", NULL, RegisterFusedOps, NULL, NULL, NULL, napi_default, NULL};
-  napi_define_properties(env, exports, 1, &prop);
+  const napi_property_descriptor props[3] = {
+      {"registerFusedOps", NULL, RegisterFusedOps, NULL, NULL, NULL, napi_default, NULL},
+      {"gemvVectorized", NULL, GemvVectorized, NULL, NULL, NULL, napi_default, NULL},
+      {"gemvPath", NULL, GemvPath, NULL, NULL, NULL, napi_default, NULL}};
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }

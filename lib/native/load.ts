@@ -14,6 +14,8 @@ interface QuietAddon {
   hugePageMark?(): void;
   hugePageAdvise?(minBytes: number): number;
   registerFusedOps?(): string | null;
+  gemvVectorized?(): boolean;
+  gemvPath?(name?: string): string;
 }
 
 /** The quiet addon of the native build, or undefined where it is not built. */
@@ -137,7 +139,7 @@ export function loadNativeBackend(): NativeLoad {
 let fusedOpsError: string | null | undefined; // null: registered
 
 /**
- * Whether the package's own TensorFlow ops (lib/native/fused_ops.c: Glm46vAdamW) can run: registered once with the
+ * Whether the package's own TensorFlow ops (lib/native/fused_ops.c) can run: registered once with the
  * loaded TensorFlow, on the CPU. Their kernels are CPU kernels that write their inputs in place: on a GPU TensorFlow
  * would hand them copies, so tfjs-node-gpu with a CUDA device does not use them.
  */
@@ -148,6 +150,19 @@ export function fusedOpsReady(): boolean {
     fusedOpsError = addon?.registerFusedOps ? addon.registerFusedOps() : 'the addon predates them';
   }
   return fusedOpsError === null;
+}
+
+let gemv: boolean | undefined;
+
+/** Whether the fused ops run here and their one-token product (Glm46vLinear) has a vector path on this CPU (AVX2 or AVX-512). */
+export function fusedGemvReady(): boolean {
+  if (!fusedOpsReady()) return false;
+  return (gemv ??= quietAddon()?.gemvVectorized?.() === true);
+}
+
+/** The path Glm46vLinear takes ('avx512', 'avx2', 'scalar'); a name makes it take that one where the CPU has it (specs only). */
+export function gemvPathForTests(name?: string): string | undefined {
+  return fusedOpsReady() ? quietAddon()?.gemvPath?.(name) : undefined;
 }
 
 /** Whether the running 'tensorflow' backend placed its ops on a GPU (tfjs-node-gpu with a CUDA device). */

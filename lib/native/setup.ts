@@ -73,9 +73,9 @@ for whl in sorted(glob.glob(os.path.join(dl, '*.whl'))):
 `;
 
 /** The package's own addon: its C sources in lib/native/ (fused_ops.c needs float contraction off: the same bits as tfjs). */
-const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c'];
+const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c', 'decode_attention.c', 'decode_attention.h', 'gemv.c', 'gemv.h', 'parallel.c', 'parallel.h'];
 const QUIET_GYP = {
-  targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off'], libraries: ['-ldl', '-lpthread', '-lm'] }],
+  targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off', '-Wno-psabi'], libraries: ['-ldl', '-lpthread', '-lm'] }],
 };
 
 export interface SetupOptions {

@@ -2,12 +2,18 @@
 // - AdamW's update, one in-place op per parameter, must give the same bits as the tfjs ops it replaces (the path the
 //   wasm suite and the torch reference in adamw.spec.ts check), over several steps, with and without weight decay, on
 //   one thread's span and on several;
-// - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding.
+// - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding;
+// - the one-token product (lib/native/gemv.c) must give TensorFlow's MatMul (+ Add) within float32 rounding on each
+//   path this CPU has, for widths that are and are not multiples of its vector and block sizes;
+// - a decode step's attention over a preallocated cache must give the tfjs ops' values (layers/ops/attention.ts with
+//   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { canAdamwInPlace, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { gemvPathForTests } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
+import { cachedAttention } from '../../layers/ops/attention';
 import { AdamW } from '../../train/adamw';
 import { expectClose } from '../helpers/expect_close';
 import { onNativeBackendHooks } from '../helpers/on_backend';
@@ -83,6 +89,71 @@ if (readStatus()?.ok) {
       const odd = rnd([2, 7], 22);
       expect(() => siluMulHalvesFused(odd)).to.throw(/Glm46vSiluMul: the last axis of gate_up must be even/);
       odd.dispose();
+    });
+
+    it('Glm46vLinear: TensorFlow\'s MatMul (+ bias) on every path this CPU has; more rows or a wrong shape are refused', () => {
+      const best = gemvPathForTests()!;
+      const paths = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(best) + 1);
+      expect(paths.length, `the path taken: ${best}`).to.be.greaterThan(0);
+      try {
+        for (const path of paths) {
+          expect(gemvPathForTests(path)).to.equal(path);
+          // [M, K] x [N, K]: K off the 16- and 8-lane widths, N off the 4- and 8-row blocks, N large enough to be split
+          for (const [M, N, K] of [[1, 13, 37], [3, 1021, 1000], [DECODE_ROWS, 64, 16], [1, 4096, 256]] as const) {
+            const x = rnd([M, K], 31) as tf.Tensor2D, w = rnd([N, K], 32), b = rnd([N], 33);
+            for (const bias of [b, undefined]) {
+              const want = tf.tidy(() => (bias ? tf.add(tf.matMul(x, w, false, true), bias) : tf.matMul(x, w, false, true)));
+              const got = linearFused(x, w, bias)!;
+              expect(got.shape).to.deep.equal([M, N]);
+              // a dot product of K terms in another order: float32 rounding of values about sqrt(K) in size
+              expectClose(got, want, { atol: 1e-6 * K, rtol: 1e-5, label: `${path} [${M},${K}]x[${N},${K}]${bias ? ' + bias' : ''}` });
+              tf.dispose([want, got]);
+            }
+            tf.dispose([x, w, b]);
+          }
+        }
+      } finally {
+        gemvPathForTests(best);
+      }
+      const many = rnd([DECODE_ROWS + 1, 8], 34) as tf.Tensor2D, w = rnd([4, 8], 35), w7 = rnd([4, 7], 36), b3 = rnd([3], 37);
+      expect(linearFused(many, w, undefined), 'a prefill\'s rows go to MatMul').to.equal(undefined);
+      const one = tf.slice(many, [0, 0], [1, 8]);
+      expect(() => linearFused(one, w7, undefined)).to.throw(/Glm46vLinear: x \[M, K\], weight \[N, K\] and bias \[N\] expected/);
+      expect(() => linearFused(one, w, b3)).to.throw(/Glm46vLinear: x \[M, K\], weight \[N, K\] and bias \[N\] expected/);
+      tf.dispose([many, w, w7, b3, one]);
+    });
+
+    it('Glm46vDecodeAttention: the tfjs ops\' values over the cached positions, with and without a mask', () => {
+      const C = 256, length = 200;
+      // [B, H, Hkv, L, Dh]: Dh off the 16-lane width; B * Hkv = 1 splits the kv head's rows between the threads
+      for (const [B, H, Hkv, L, Dh] of [[2, 4, 2, 1, 16], [1, 4, 1, 1, 13], [2, 6, 2, 3, 40], [1, 2, 2, DECODE_ROWS, 8]] as const) {
+        const q = rnd([B, H, L, Dh], 41) as tf.Tensor4D;
+        // the free room past `length` holds zeros, as in lib/kv_cache.ts
+        const room = (seed: number) => tf.tidy(() => tf.pad(rnd([B, Hkv, length, Dh], seed), [[0, 0], [0, 0], [0, C - length], [0, 0]])) as tf.Tensor4D;
+        const keys = room(42), values = room(43);
+        // a padding mask: finfo.min on the first 5 positions of batch row 0, every position of its last query row
+        const m = new Float32Array(B * L * length);
+        for (let i = 0; i < 5; i++) m[i] = -3.4028234663852886e38;
+        m.fill(-3.4028234663852886e38, (L - 1) * length, L * length);
+        const mask = tf.tensor4d(m, [B, 1, L, length]);
+        for (const mk of [null, mask]) {
+          const label = `[B ${B}, H ${H}, Hkv ${Hkv}, L ${L}, Dh ${Dh}]${mk ? ' masked' : ''}`;
+          setFusedOpsOffForTests(true);
+          const want = cachedAttention(q, { keys, values, valuesTransposed: false, length }, mk, Dh ** -0.5);
+          setFusedOpsOffForTests(false);
+          const got = decodeAttentionFused(q, keys, values, length, mk, Dh ** -0.5)!;
+          expect(got.shape, label).to.deep.equal([B, L, H, Dh]);
+          expectClose(got, want, { atol: 1e-6, rtol: 1e-5, label });
+          tf.dispose([want, got]);
+        }
+        tf.dispose([q, keys, values, mask]);
+      }
+      const q = rnd([1, 2, 1, 8], 44) as tf.Tensor4D, kv = rnd([1, 1, 16, 8], 45) as tf.Tensor4D;
+      const refused = /Glm46vDecodeAttention: q \[B, H, L, Dh\], keys and values \[B, Hkv, C, Dh\]/;
+      expect(() => decodeAttentionFused(q, kv, kv, 17, null, 0.5), 'length past the cache').to.throw(refused);
+      const wrongMask = tf.zeros([1, 1, 1, 9]) as tf.Tensor4D;
+      expect(() => decodeAttentionFused(q, kv, kv, 10, wrongMask, 0.5), 'a mask of another length').to.throw(refused);
+      tf.dispose([q, kv, wrongMask]);
     });
   });
 }

@@ -1,11 +1,13 @@
 // layers/ops/query_blocks.ts: at inference, attention over a long sequence makes its scores a block of query rows at
-// a time. A small score budget makes tiny shapes take the blocked path; the result must be the unblocked one.
+// a time. A small score budget makes tiny shapes take the blocked path; the result must be the unblocked one. The
+// package's fused decode attention (native backend) would take these few query rows whole: it is off here.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { cachedAttention, scaledDotProductAttention } from '../../../layers/ops/attention';
 import { blockDiagonalAttention } from '../../../layers/ops/block_diagonal_attention';
 import { causalMask, isCausalMask, unpaddedCausalMask } from '../../../layers/ops/causal_mask';
 import { causalBlocksApply, queryBlockRows, setScoreBlockBytesForTests } from '../../../layers/ops/query_blocks';
+import { setFusedOpsOffForTests } from '../../../lib/kernels/tf_fused';
 import { expectClose } from '../../helpers/expect_close';
 
 /** How many Softmax kernels `fn` runs: one per block of query rows (per span for the vision attention). */
@@ -33,6 +35,8 @@ function blocked<T>(bytes: number | undefined, fn: () => T, causalRows?: number)
 describe('attention over blocks of query rows (inference)', () => {
   const [B, H, Hkv, L, Dh] = [2, 6, 2, 9, 8];
   const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+  before(() => setFusedOpsOffForTests(true));
+  after(() => setFusedOpsOffForTests(false));
 
   it('queryBlockRows: rows that fit the budget, none when all fit or when gradients are recorded', () => {
     expect(blocked(1000, () => queryBlockRows(9, 432))).to.equal(2);
