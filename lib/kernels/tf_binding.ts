@@ -21,7 +21,7 @@ export interface TfBinding {
   TF_ATTR_TYPE: number;
   TF_INT32: number;
   TF_FLOAT: number;
-  createTensor(shape: number[], dtype: number, values: Int32Array): number;
+  createTensor(shape: number[], dtype: number, values: Int32Array | Float32Array): number;
   executeOp(name: string, attrs: TfAttr[], inputIds: number[], numOutputs: number): TfTensorMeta[];
   deleteTensor(id: number): void;
 }
@@ -40,17 +40,17 @@ export const nodeBackend = (): NodeBackend => tf.backend() as unknown as NodeBac
 export const typeAttr = (b: TfBinding, name: string, value: number): TfAttr => ({ name, type: b.TF_ATTR_TYPE, value });
 export const boolAttr = (b: TfBinding, name: string, value: boolean): TfAttr => ({ name, type: b.TF_ATTR_BOOL, value });
 
-/** int32 vectors by value, as TensorFlow tensor ids owned here for the life of the process (a few hundred bytes). */
+/** int32 (and float32) vectors by value, as TensorFlow tensor ids owned here for the life of the process (a few hundred bytes). */
 const vectors = new Map<string, number>();
 /** a bound on what a long-running process keeps (shapes vary with the sequence length); past it, made per call */
 const MAX_VECTORS = 4096;
 
-/** Runs `use` with the id of a TensorFlow int32 vector holding `values` (cached, or made and freed around the call). */
-export function withVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[], use: (id: number) => T): T {
-  const key = values.join(',');
+/** Runs `use` with the id of a TensorFlow int32 (or float32) vector holding `values` (cached, or made and freed around the call). */
+export function withVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[], use: (id: number) => T, dtype: 'int32' | 'float32' = 'int32'): T {
+  const key = `${dtype}:${values.join(',')}`;
   const cached = vectors.get(key);
   if (cached !== undefined) return use(cached);
-  const id = be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values));
+  const id = dtype === 'int32' ? be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values)) : be.binding.createTensor([values.length], be.binding.TF_FLOAT, Float32Array.from(values));
   if (vectors.size < MAX_VECTORS) {
     vectors.set(key, id);
     return use(id);

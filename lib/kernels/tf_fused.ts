@@ -8,10 +8,12 @@
 // - a Linear's product for the few rows of a decode step at inference, bias included (MatMul, Add), streaming the
 //   weight once where TensorFlow's MatMul runs a GEMM with m = 1;
 // - a decode step's attention over the preallocated KV cache (Mul, BatchMatMulV2 twice, Add, Softmax, reshapes),
-//   over the cached positions only where those ops read the cache's free room too.
+//   over the cached positions only where those ops read the cache's free room too;
+// - a decode step's rotary update of its q and k heads (9 ops), with the same bits;
+// - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate).
 import * as tf from '@tensorflow/tfjs';
 import { fusedGemvReady, fusedOpsReady } from '../native/load';
-import { nodeBackend } from './tf_binding';
+import { nodeBackend, withVector } from './tf_binding';
 
 /** The scalars of one step, float32 as the tfjs path uploads them. */
 export interface AdamWScalars {
@@ -98,4 +100,29 @@ export function decodeAttentionFused(q: tf.Tensor4D, keys: tf.Tensor4D, values: 
   } finally {
     params.dispose();
   }
+}
+
+/**
+ * A decode step's q [B, Hq * Dh] and k [B, Hk * Dh] as their projections give them, and cos, sin [B, 1, 1, Dh] (the
+ * rotary tables' form) -> [q, k] as [B, Hq, 1, Dh] and [B, Hk, 1, Dh], rotated as applyRotation with
+ * interleavedRotation(Dh, rotaryDim) rotates them (the same bits); undefined where it does not run.
+ */
+export function rotaryDecodeFused(q: tf.Tensor2D, k: tf.Tensor2D, cos: tf.Tensor, sin: tf.Tensor, rotaryDim: number): [tf.Tensor4D, tf.Tensor4D] | undefined {
+  if (q.dtype !== 'float32' || !inference() || !ready()) return undefined;
+  const be = nodeBackend();
+  const [qr, kr] = withVector(be, [rotaryDim], (r) => be.binding.executeOp('Glm46vRotaryDecode', [], [...be.getInputTensorIds([q, k, cos, sin]), r], 2), 'float32');
+  return [be.createOutputTensor(qr!) as tf.Tensor4D, be.createOutputTensor(kr!) as tf.Tensor4D];
+}
+
+/** Writes x [B, H, L, D] into buf [B, H, C, D] at positions at..at+L-1 in place, as one op; false where it does not run. */
+export function writePositionsFused(buf: tf.Tensor4D, x: tf.Tensor4D, at: number): boolean {
+  if (!ready()) return false;
+  const be = nodeBackend(), b = be.binding;
+  const atId = b.createTensor([1], b.TF_FLOAT, Float32Array.of(at)); // a new position every step: not worth caching
+  try {
+    b.executeOp('Glm46vWritePositions', [], [...be.getInputTensorIds([buf, x]), atId], 0);
+  } finally {
+    b.deleteTensor(atId);
+  }
+  return true;
 }

@@ -5,6 +5,7 @@
 // inside the step that made it).
 import * as tf from '@tensorflow/tfjs';
 import { nodeBackend, reshapeView, typeAttr } from './tf_binding';
+import { writePositionsFused } from './tf_fused';
 
 /** Whether writePositions can run here: the native backend, which has InplaceUpdate. */
 export function canWriteInPlace(): boolean {
@@ -28,6 +29,7 @@ export function writePositions(buf: tf.Tensor4D, x: tf.Tensor4D, at: number): vo
   if (x.shape[0] !== B || x.shape[1] !== H || x.shape[3] !== D || at < 0 || at + L > C || buf.dtype !== 'float32' || x.dtype !== 'float32') {
     throw new Error(`writePositions: cannot write ${x.dtype} ${JSON.stringify(x.shape)} at position ${at} of ${buf.dtype} ${JSON.stringify(buf.shape)}`);
   }
+  if (writePositionsFused(buf, x, at)) return; // on the CPU: one op of the package's own
   const be = nodeBackend(), b = be.binding;
   const [bufId, xId] = be.getInputTensorIds([buf, x]) as [number, number];
   const ids: number[] = [];

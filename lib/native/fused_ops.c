@@ -29,6 +29,16 @@
 //   decode step's few queries (layers/ops/attention.ts), in decode_attention.c. One op for Mul, two BatchMatMulV2,
 //   Add, Softmax and the reshapes between them, and it reads `length` positions where they read all C.
 //
+// Glm46vRotaryDecode(q: float [B, Hq * Dh], k: float [B, Hk * Dh], cos, sin: float [B, ..., Dh], rotary_dim: float
+//   [1]) -> q_rot [B, Hq, 1, Dh], k_rot [B, Hk, 1, Dh]: a decode step's q and k heads as they leave their
+//   projections, rotated as layers/ops/rotation.ts's applyRotation does (x * cos + rotate(x) * sin, rotate_half_llm on
+//   the pairs of the first rotary_dim dims, zero after them): the same float32 operations, so the same bits. One op
+//   for ConcatV2, Reshape, Mul, MatMul, Mul, Add, SplitV and the reshapes between them (models/glm4v/text.ts).
+//
+// Glm46vWritePositions(buf: float [B, H, C, D], x: float [B, H, L, D], at: float [1]) -> nothing: x written into buf
+//   at positions at..at+L-1, in place (lib/kernels/tf_inplace.ts, the preallocated KV cache). One op for two
+//   reshapes, a row-index tensor and InplaceUpdate.
+//
 // They run on a pool of threads of their own (parallel.c).
 //
 // The TensorFlow functions are looked up with dlsym: the addon links nothing of TensorFlow.
@@ -39,6 +49,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "decode_attention.h"
@@ -104,6 +115,9 @@ static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
 static const char* const RMS_NAMES[3] = {"x: float", "weight: float", "eps: float"};
 static const char* const SILU_NAMES[1] = {"gate_up: float"};
 static const char* const ATTENTION_NAMES[5] = {"q: float", "keys: float", "values: float", "params: float", "mask: float"};  // unmasked: the first 4
+static const char* const ROTARY_NAMES[5] = {"q: float", "k: float", "cos: float", "sin: float", "rotary_dim: float"};
+static const char* const ROTARY_OUTPUTS[2] = {"q_rot: float", "k_rot: float"};
+static const char* const WRITE_NAMES[3] = {"buf: float", "x: float", "at: float"};
 static const char* const LINEAR_NAMES[3] = {"x: float", "weight: float", "bias: float"};  // NoBias: the first 2
 
 // The op's inputs, each float32 with counts[k] elements; false, with the op failed, if not.
@@ -342,6 +356,77 @@ static void attention_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
+// out = x * c + rot(x) * s on one head of Dh, rot(x) = (-x1, x0) on the pairs of the first R dims and 0 after them.
+static void rotate_head(const float* x, const float* c, const float* s, float* out, int64_t Dh, int64_t R) {
+  for (int64_t d = 0; d < Dh; d++) {
+    const float rot = d >= R ? 0.0f : d % 2 == 0 ? -x[d + 1] : x[d - 1];
+    out[d] = x[d] * c[d] + rot * s[d];
+  }
+}
+
+static void rotary_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[5] = {0}, *out[2] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t qd[8], kd[8], cd[8];
+  const int crank = input_dims(ctx, 2, cd, status);
+  const bool ranks = input_dims(ctx, 0, qd, status) == 2 && input_dims(ctx, 1, kd, status) == 2 && crank >= 1 && crank <= 8;
+  const int64_t B = qd[0], Dh = ranks ? cd[crank - 1] : 0;
+  if (!ranks || Dh < 2 || Dh % 2 || kd[0] != B || qd[1] % Dh || kd[1] % Dh) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vRotaryDecode: q [B, Hq * Dh], k [B, Hk * Dh] and cos, sin [B, ..., Dh] expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[5] = {B * qd[1], B * kd[1], B * Dh, B * Dh, 1};
+    if (get_inputs(ctx, "Glm46vRotaryDecode", 5, counts, in, status)) {
+      const float R = *(const float*)tf.TensorData(in[4]);
+      const float *c = (const float*)tf.TensorData(in[2]), *sn = (const float*)tf.TensorData(in[3]);
+      for (int o = 0; o < 2 && tf.GetCode(status) == TF_OK; o++) {
+        const int64_t heads = (o == 0 ? qd[1] : kd[1]) / Dh, dims[4] = {B, heads, 1, Dh};
+        out[o] = tf.AllocateOutput(ctx, o, TF_FLOAT, dims, 4, (size_t)(B * heads * Dh) * sizeof(float), status);
+        if (tf.GetCode(status) != TF_OK) break;
+        const float* x = (const float*)tf.TensorData(in[o]);
+        float* y = (float*)tf.TensorData(out[o]);
+        for (int64_t b = 0; b < B; b++)
+          for (int64_t h = 0; h < heads; h++)
+            rotate_head(x + (b * heads + h) * Dh, c + b * Dh, sn + b * Dh, y + (b * heads + h) * Dh, Dh, (int64_t)R);
+      }
+      if (tf.GetCode(status) != TF_OK) tf.OpKernelContext_Failure(ctx, status);
+    }
+  }
+  for (int o = 0; o < 2; o++) if (out[o]) tf.DeleteTensor(out[o]);
+  for (int k = 0; k < 5; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
+static void write_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor* in[3] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t bd[8], xd[8];
+  const bool ranks = input_dims(ctx, 0, bd, status) == 4 && input_dims(ctx, 1, xd, status) == 4;
+  const int64_t B = bd[0], H = bd[1], C = bd[2], D = bd[3], L = xd[2];
+  if (!ranks || xd[0] != B || xd[1] != H || xd[3] != D) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vWritePositions: buf [B, H, C, D] and x [B, H, L, D] expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[3] = {B * H * C * D, B * H * L * D, 1};
+    if (get_inputs(ctx, "Glm46vWritePositions", 3, counts, in, status)) {
+      const float at_f = *(const float*)tf.TensorData(in[2]);
+      const int64_t at = (int64_t)at_f;
+      if ((float)at != at_f || at < 0 || at + L > C) {
+        tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vWritePositions: positions at..at+L-1 must lie in the buffer");
+        tf.OpKernelContext_Failure(ctx, status);
+      } else {
+        float* buf = (float*)tf.TensorData(in[0]);
+        const float* x = (const float*)tf.TensorData(in[1]);
+        for (int64_t bh = 0; bh < B * H; bh++) memcpy(buf + (bh * C + at) * D, x + bh * L * D, (size_t)(L * D) * sizeof(float));
+      }
+    }
+  }
+  for (int k = 0; k < 3; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
 static void* no_state(TF_OpKernelConstruction* ctx) {
   (void)ctx;
   return NULL;
@@ -349,13 +434,15 @@ static void* no_state(TF_OpKernelConstruction* ctx) {
 
 static void no_delete(void* kernel) { (void)kernel; }
 
+static const char* const Y[1] = {"y: float"}, *const OUT[1] = {"out: float"};
+
 // Registers one op and its CPU kernel; false, with `error` set, where TensorFlow refuses.
-static bool register_op(const char* name, const char* const* inputs, int n_in, const char* output, bool stateful,
+static bool register_op(const char* name, const char* const* inputs, int n_in, const char* const* outputs, int n_out, bool stateful,
                         void (*compute)(void*, TF_OpKernelContext*), char* error, size_t error_size) {
   TF_Status* status = tf.NewStatus();
   TF_OpDefinitionBuilder* op = tf.NewOpDefinitionBuilder(name);
   for (int k = 0; k < n_in; k++) tf.OpDefinitionBuilderAddInput(op, inputs[k]);
-  if (output) tf.OpDefinitionBuilderAddOutput(op, output);
+  for (int k = 0; k < n_out; k++) tf.OpDefinitionBuilderAddOutput(op, outputs[k]);
   tf.OpDefinitionBuilderSetIsStateful(op, stateful);
   tf.RegisterOpDefinition(op, status);
   if (tf.GetCode(status) == TF_OK) tf.RegisterKernelBuilder(name, tf.NewKernelBuilder(name, "CPU", no_state, compute, no_delete), status);
@@ -375,14 +462,16 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
     done = true;
     const char* missing = resolve();
     if (missing) snprintf(error, sizeof error, "TensorFlow has no %s", missing);
-    // AdamW writes its inputs: stateful, so never pruned, merged or cached
-    else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, true, adamw_compute, error, sizeof error) &&
-             register_op("Glm46vRmsNorm", RMS_NAMES, 3, "y: float", false, rms_compute, error, sizeof error) &&
-             register_op("Glm46vSiluMul", SILU_NAMES, 1, "y: float", false, silu_compute, error, sizeof error) &&
-             register_op("Glm46vLinear", LINEAR_NAMES, 3, "y: float", false, linear_compute, error, sizeof error) &&
-             register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, "y: float", false, linear_compute, error, sizeof error) &&
-             register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, "out: float", false, attention_compute, error, sizeof error))
-      register_op("Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, "out: float", false, attention_compute, error, sizeof error);
+    // AdamW and WritePositions write their inputs: stateful, so never pruned, merged or cached
+    else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, 0, true, adamw_compute, error, sizeof error) &&
+             register_op("Glm46vRmsNorm", RMS_NAMES, 3, Y, 1, false, rms_compute, error, sizeof error) &&
+             register_op("Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute, error, sizeof error) &&
+             register_op("Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute, error, sizeof error) &&
+             register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute, error, sizeof error) &&
+             register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute, error, sizeof error) &&
+             register_op("Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, OUT, 1, false, attention_compute, error, sizeof error) &&
+             register_op("Glm46vRotaryDecode", ROTARY_NAMES, 5, ROTARY_OUTPUTS, 2, false, rotary_compute, error, sizeof error))
+      register_op("Glm46vWritePositions", WRITE_NAMES, 3, NULL, 0, true, write_compute, error, sizeof error);
   }
   if (error[0]) napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &result);
   else napi_get_null(env, &result);

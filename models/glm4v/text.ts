@@ -13,7 +13,7 @@ import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/att
 import { causalMask, unpaddedCausalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
-import { siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { rotaryDecodeFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
@@ -84,8 +84,14 @@ export class Glm4vTextAttention extends Module {
       if (L === 1) {
         // one token: the q and k heads side by side, [B, H + Hkv, 1, Dh], rotated by one applyRotation (each head's
         // values are those of its own rotation), then split: 5 kernels fewer than two rotations
-        const qk = tf.reshape(tf.concat([this.qProj.forward(x2), this.kProj.forward(x2)], 1), [B, this.H + this.Hkv, 1, this.Dh]);
-        [qt, kt] = tf.split(applyRotation(qk, cos, sin, interleavedRotation(this.Dh, this.R)), [this.H, this.Hkv], 1) as [tf.Tensor4D, tf.Tensor4D];
+        const [q, k] = [this.qProj.forward(x2) as tf.Tensor2D, this.kProj.forward(x2) as tf.Tensor2D];
+        // on the native CPU backend one op of the package's own, the same bits (lib/kernels/tf_fused.ts)
+        const fused = rotaryDecodeFused(q, k, cos, sin, this.R);
+        if (fused) [qt, kt] = fused;
+        else {
+          const qk = tf.reshape(tf.concat([q, k], 1), [B, this.H + this.Hkv, 1, this.Dh]);
+          [qt, kt] = tf.split(applyRotation(qk, cos, sin, interleavedRotation(this.Dh, this.R)), [this.H, this.Hkv], 1) as [tf.Tensor4D, tf.Tensor4D];
+        }
       } else {
         qt = heads(this.qProj.forward(x2), this.H, true);
         kt = heads(this.kProj.forward(x2), this.Hkv, true);

@@ -6,14 +6,19 @@
 // - the one-token product (lib/native/gemv.c) must give TensorFlow's MatMul (+ Add) within float32 rounding on each
 //   path this CPU has, for widths that are and are not multiples of its vector and block sizes;
 // - a decode step's attention over a preallocated cache must give the tfjs ops' values (layers/ops/attention.ts with
-//   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks.
+//   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks;
+// - a decode step's rotary update of q and k must give applyRotation's bits (the same float32 operations);
+// - the cache's in-place write must leave the buffer InplaceUpdate leaves.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rotaryDecodeFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { gemvPathForTests } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention } from '../../layers/ops/attention';
+import { mropeCosSin, rotaryTables } from '../../layers/ops/rotary';
+import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
+import { writePositions } from '../../lib/kernels/tf_inplace';
 import { AdamW } from '../../train/adamw';
 import { expectClose } from '../helpers/expect_close';
 import { onNativeBackendHooks } from '../helpers/on_backend';
@@ -154,6 +159,44 @@ if (readStatus()?.ok) {
       const wrongMask = tf.zeros([1, 1, 1, 9]) as tf.Tensor4D;
       expect(() => decodeAttentionFused(q, kv, kv, 10, wrongMask, 0.5), 'a mask of another length').to.throw(refused);
       tf.dispose([q, kv, wrongMask]);
+    });
+
+    const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+    const firstDiff = (a: Uint32Array, b: Uint32Array) => a.findIndex((x, i) => x !== b[i]);
+
+    it('Glm46vRotaryDecode: applyRotation\'s bits for q and k heads, partial rotary dims passing through', () => {
+      for (const [B, Hq, Hk, Dh, R] of [[1, 4, 2, 8, 4], [2, 16, 4, 64, 32], [3, 2, 2, 6, 6]] as const) {
+        const q = rnd([B, Hq * Dh], 51) as tf.Tensor2D, k = rnd([B, Hk * Dh], 52) as tf.Tensor2D;
+        // the model's tables: M-RoPE angles of positions 0..B-1 (sections summing to R/2), padded to Dh
+        const pos = tf.tensor3d(Array.from({ length: 3 * B }, (_, i) => 100 * (i % B) + 37 * Math.floor(i / B)), [3, B, 1], 'int32');
+        const section = [R / 2 - Math.floor(R / 4), Math.floor(R / 4), 0];
+        const [c3, s3] = mropeCosSin(pos, tf.tensor1d(Array.from({ length: R / 2 }, (_, j) => 10000 ** (-2 * j / R))), section);
+        const [cos, sin] = rotaryTables(c3, s3, Dh);
+        const want = tf.tidy(() => {
+          const qk = tf.reshape(tf.concat([q, k], 1), [B, Hq + Hk, 1, Dh]);
+          return tf.split(applyRotation(qk, cos, sin, interleavedRotation(Dh, R)), [Hq, Hk], 1);
+        });
+        const got = rotaryDecodeFused(q, k, cos, sin, R)!;
+        for (const i of [0, 1]) {
+          expect(got[i]!.shape).to.deep.equal(want[i]!.shape);
+          const at = firstDiff(bits(got[i]!), bits(want[i]!));
+          expect(at, `[B ${B}, Dh ${Dh}, R ${R}] ${i ? 'k' : 'q'}: first differing element ${at}`).to.equal(-1);
+        }
+        tf.dispose([q, k, pos, c3, s3, cos, sin, ...want, ...got]);
+      }
+    });
+
+    it('Glm46vWritePositions: InplaceUpdate\'s buffer; positions past the buffer are refused', () => {
+      const x = rnd([2, 3, 2, 5], 61) as tf.Tensor4D;
+      const [a, b] = [tf.zeros([2, 3, 8, 5]), tf.zeros([2, 3, 8, 5])] as tf.Tensor4D[];
+      setFusedOpsOffForTests(true);
+      writePositions(a!, x, 6); // InplaceUpdate
+      setFusedOpsOffForTests(false);
+      expect(writePositionsFused(b!, x, 6)).to.equal(true);
+      expect(firstDiff(bits(b!), bits(a!))).to.equal(-1);
+      expect(tf.sum(tf.abs(a!)).dataSync()[0], 'something was written').to.be.greaterThan(0);
+      expect(() => writePositionsFused(b!, x, 7)).to.throw(/Glm46vWritePositions: positions at..at\+L-1 must lie in the buffer/);
+      tf.dispose([x, a!, b!]);
     });
   });
 }
