@@ -129,9 +129,10 @@ if (readStatus()?.ok) {
     });
 
     it('Glm46vDecodeAttention: the tfjs ops\' values over the cached positions, with and without a mask', () => {
-      const C = 256, length = 200;
-      // [B, H, Hkv, L, Dh]: Dh off the 16-lane width; B * Hkv = 1 splits the kv head's rows between the threads
-      for (const [B, H, Hkv, L, Dh] of [[2, 4, 2, 1, 16], [1, 4, 1, 1, 13], [2, 6, 2, 3, 40], [1, 2, 2, DECODE_ROWS, 8]] as const) {
+      const C = 256, length = 203; // off the 4-key tiles and the 16-lane width
+      // [B, H, Hkv, L, Dh]: 4 x 4 tiles where Dh is a multiple of 16 (with rows and keys left over), dot products
+      // where it is not; B * Hkv = 1 splits the kv head's rows between the threads
+      for (const [B, H, Hkv, L, Dh] of [[2, 4, 2, 1, 16], [1, 8, 2, 1, 64], [1, 4, 1, 1, 13], [2, 6, 2, 3, 32], [1, 2, 2, DECODE_ROWS, 8]] as const) {
         const q = rnd([B, H, L, Dh], 41) as tf.Tensor4D;
         // the free room past `length` holds zeros, as in lib/kv_cache.ts
         const room = (seed: number) => tf.tidy(() => tf.pad(rnd([B, Hkv, length, Dh], seed), [[0, 0], [0, 0], [0, C - length], [0, 0]])) as tf.Tensor4D;
