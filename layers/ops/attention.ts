@@ -1,7 +1,7 @@
 // Scaled-dot-product attention with an additive mask and grouped-query heads, as eager_attention_forward +
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
-import { decodeAttentionFused } from '../../lib/kernels/tf_fused';
+import { decodeAttentionFused, softmaxFused } from '../../lib/kernels/tf_fused';
 import type { CachedKV } from '../../lib/kv_cache';
 import { isCausalMask } from './causal_mask';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
@@ -23,10 +23,12 @@ function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | tf.Te
   const qk = G * L <= Dh && tf.getBackend() !== 'tensorflow' ? tf.transpose(tf.matMul(kg, qg, false, true), [0, 2, 1]) : tf.matMul(qg, kg, false, true);
   // The softmax is row by row, so without a mask it runs on the grouped rows as they are (two reshapes fewer); so
   // does a mask [1, 1, S] that is the same for every row (a preallocated cache's free positions).
-  if (!mask || mask.rank === 3) return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.softmax(mask ? tf.add(qk, mask) : qk) as tf.Tensor3D];
-  const scores = tf.add(tf.reshape(qk, [B, H, L, S]), mask);
-  return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(tf.softmax(scores), [B * Hkv, G * L, S])];
+  if (!mask || mask.rank === 3) return [qg as tf.Tensor3D, kg as tf.Tensor3D, maskedSoftmax(qk, mask) as tf.Tensor3D];
+  return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(maskedSoftmax(tf.reshape(qk, [B, H, L, S]), mask), [B * Hkv, G * L, S])];
 }
+
+/** softmax(x + mask) along the last axis; at inference on the native CPU backend one op of the package's own. */
+const maskedSoftmax = (x: tf.Tensor, mask: tf.Tensor | null): tf.Tensor => softmaxFused(x, mask) ?? tf.softmax(mask ? tf.add(x, mask) : x);
 
 function checkShapes(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, vShape: number[], mask: tf.Tensor4D | null): void {
   const [B, H, L, Dh] = q.shape;

@@ -1,6 +1,7 @@
 // Block-diagonal (per-span) non-causal attention over packed sequences, as Glm4vVisionAttention's non-flash path
 // (transformers/models/glm4v/modeling_glm4v.py): the tokens are split by cu_seqlens and each chunk attends to itself.
 import * as tf from '@tensorflow/tfjs';
+import { softmaxFused } from '../../lib/kernels/tf_fused';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
 
 /** Checks that cuSeqlens is 0 = c0 <= c1 <= ... = n, naming the first offending entry. */
@@ -35,7 +36,11 @@ function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
     // The scale goes on q (L*Dh products) rather than on the [H, L, L] scores, as in the text attention: a pass over
     // 8 M scores a block fewer at 448 px; exact where the scale is a power of two (head dim 64: 1/8), within an ulp else.
     const [qs, ks, vs] = [tf.mul(span(q), scale) as tf.Tensor3D, span(k), span(v)];
-    const attend = (qRows: tf.Tensor3D) => tf.matMul(tf.softmax(tf.matMul(qRows, ks, false, true), -1), vs); // [H, rows, Dh]
+    // [H, rows, Dh]; the softmax at inference on the native CPU backend one op of the package's own
+    const attend = (qRows: tf.Tensor3D) => {
+      const scores = tf.matMul(qRows, ks, false, true);
+      return tf.matMul(softmaxFused(scores, null) ?? tf.softmax(scores, -1), vs);
+    };
     // inference on a large image: the [H, L, L] scores a block of query rows at a time
     const rows = queryBlockRows(L, 4 * H * L);
     const o = rows ? overQueryBlocks(L, rows, 1, (l0, n) => attend(tf.slice(qs, [0, l0, 0], [H, n, Dh]))) : attend(qs);

@@ -9,6 +9,7 @@
 //   weight once where TensorFlow's MatMul runs a GEMM with m = 1;
 // - a decode step's attention over the preallocated KV cache (Mul, BatchMatMulV2 twice, Add, Softmax, reshapes),
 //   over the cached positions only where those ops read the cache's free room too;
+// - the attention's softmax(scores + mask) at inference (Add, Softmax), over the scores' own buffer;
 // - a decode step's rotary update of its q and k heads (9 ops), with the same bits;
 // - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate).
 import * as tf from '@tensorflow/tfjs';
@@ -125,4 +126,12 @@ export function writePositionsFused(buf: tf.Tensor4D, x: tf.Tensor4D, at: number
     b.deleteTensor(atId);
   }
   return true;
+}
+
+/** softmax(x + mask) along the last axis (mask broadcast to x, or null) as one op; undefined where it does not run. */
+export function softmaxFused(x: tf.Tensor, mask: tf.Tensor | null): tf.Tensor | undefined {
+  if (x.dtype !== 'float32' || !inference() || !ready()) return undefined;
+  const be = nodeBackend();
+  const ids = be.getInputTensorIds(mask ? [x, mask] : [x]);
+  return be.createOutputTensor(be.binding.executeOp(mask ? 'Glm46vMaskedSoftmax' : 'Glm46vSoftmax', [], ids, 1)[0]!);
 }

@@ -15,6 +15,11 @@
 //   y = (x * rsqrt(mean(x^2) + eps)) * weight, the row's sum of squares in double. One op for 6 eager ones (Square,
 //   Mean, Add, Rsqrt, Mul, Mul), at inference (layers/ops/rms_norm.ts).
 //
+// Glm46vSoftmax(x: float [..., S]) and Glm46vMaskedSoftmax(x, mask: float, broadcast to x) -> float [..., S]:
+//   softmax(x + mask) along the last axis, written over x's buffer where nothing else holds it. One op for Add and
+//   Softmax in the attention of a prefill and of the vision tower, at inference (layers/ops/attention.ts,
+//   block_diagonal_attention.ts).
+//
 // Glm46vSiluMul(gate_up: float [..., 2I]) -> float [..., I]: up * (gate * sigmoid(gate)) with gate the first half of
 //   each row and up the second, sigmoid(g) = 1 / (1 + exp(-g)). One op for SplitV, Sigmoid, Mul, Mul, at inference
 //   (the text MLP, models/glm4v/text.ts).
@@ -52,9 +57,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "decode_attention.h"
 #include "gemv.h"
 #include "parallel.h"
+#include "kernels.h"
 
 typedef struct TF_Status TF_Status;
 typedef struct TF_Tensor TF_Tensor;
@@ -89,6 +94,7 @@ static struct {
   int (*NumDims)(const TF_Tensor*);
   int64_t (*Dim)(const TF_Tensor*, int);
   TF_Tensor* (*AllocateOutput)(TF_OpKernelContext*, int, int, const int64_t*, int, size_t, TF_Status*);
+  TF_Tensor* (*ForwardInputOrAllocateOutput)(TF_OpKernelContext*, const int*, int, int, const int64_t*, int, int*, TF_Status*);
 } tf;
 
 // Fills `tf` from the loaded TensorFlow; the name of the first function missing, or NULL.
@@ -103,7 +109,7 @@ static const char* resolve(void) {
   FN(OpKernelContext_Failure, "TF_OpKernelContext_Failure") FN(TensorType, "TF_TensorType")
   FN(TensorElementCount, "TF_TensorElementCount") FN(TensorData, "TF_TensorData") FN(DeleteTensor, "TF_DeleteTensor")
   FN(OpDefinitionBuilderAddOutput, "TF_OpDefinitionBuilderAddOutput") FN(NumDims, "TF_NumDims") FN(Dim, "TF_Dim")
-  FN(AllocateOutput, "TF_AllocateOutput")
+  FN(AllocateOutput, "TF_AllocateOutput") FN(ForwardInputOrAllocateOutput, "TF_ForwardInputOrAllocateOutput")
 #undef FN
   return NULL;
 }
@@ -114,6 +120,7 @@ static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
     "beta2: float", "one_minus_beta2: float", "bias_correction2_sqrt: float", "eps: float", "step_size: float"};
 static const char* const RMS_NAMES[3] = {"x: float", "weight: float", "eps: float"};
 static const char* const SILU_NAMES[1] = {"gate_up: float"};
+static const char* const SOFTMAX_NAMES[2] = {"x: float", "mask: float"};  // unmasked: the first
 static const char* const ATTENTION_NAMES[5] = {"q: float", "keys: float", "values: float", "params: float", "mask: float"};  // unmasked: the first 4
 static const char* const ROTARY_NAMES[5] = {"q: float", "k: float", "cos: float", "sin: float", "rotary_dim: float"};
 static const char* const ROTARY_OUTPUTS[2] = {"q_rot: float", "k_rot: float"};
@@ -188,25 +195,6 @@ static void adamw_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
-struct rms_args {
-  const float *x, *w;
-  float* y;
-  float eps;
-  int64_t D;
-};
-
-static void rms_rows(const void* args, int64_t from, int64_t to) {
-  const struct rms_args* a = (const struct rms_args*)args;
-  for (int64_t r = from; r < to; r++) {
-    const float* x = a->x + r * a->D;
-    float* y = a->y + r * a->D;
-    double sum = 0;
-    for (int64_t i = 0; i < a->D; i++) sum += (double)x[i] * x[i];
-    const float rs = 1.0f / sqrtf((float)(sum / (double)a->D) + a->eps);
-    for (int64_t i = 0; i < a->D; i++) y[i] = (x[i] * rs) * a->w[i];
-  }
-}
-
 static void rms_compute(void* kernel, TF_OpKernelContext* ctx) {
   (void)kernel;
   TF_Tensor *in[3] = {0}, *out = NULL;
@@ -231,21 +219,6 @@ static void rms_compute(void* kernel, TF_OpKernelContext* ctx) {
   if (out) tf.DeleteTensor(out);
   for (int k = 0; k < 3; k++) if (in[k]) tf.DeleteTensor(in[k]);
   tf.DeleteStatus(status);
-}
-
-struct silu_args {
-  const float* x;
-  float* y;
-  int64_t I;
-};
-
-static void silu_rows(const void* args, int64_t from, int64_t to) {
-  const struct silu_args* a = (const struct silu_args*)args;
-  for (int64_t r = from; r < to; r++) {
-    const float *gate = a->x + 2 * r * a->I, *up = gate + a->I;
-    float* y = a->y + r * a->I;
-    for (int64_t i = 0; i < a->I; i++) y[i] = up[i] * (gate[i] * (1.0f / (1.0f + expf(-gate[i]))));
-  }
 }
 
 static void silu_compute(void* kernel, TF_OpKernelContext* ctx) {
@@ -427,6 +400,49 @@ static void write_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
+static void softmax_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[2] = {0}, *out = NULL;
+  TF_Status* status = tf.NewStatus();
+  const int n_in = tf.NumInputs(ctx);  // 2 with a mask
+  int64_t xd[8], md[8], n = 1;
+  const int rank = input_dims(ctx, 0, xd, status), mrank = n_in == 2 ? input_dims(ctx, 1, md, status) : 0;
+  for (int k = 0; k < rank; k++) n *= xd[k];
+  bool fits = rank >= 1 && xd[rank - 1] > 0 && (n_in == 1 || (mrank >= 1 && mrank <= rank && md[mrank - 1] == xd[rank - 1]));
+  struct softmax_args a = {.S = rank >= 1 ? xd[rank - 1] : 0, .rank = rank - 1};
+  int64_t mcount = 1;
+  // the mask's dims right-aligned with x's: each 1 or x's; its row stride along each of x's leading dims
+  for (int k = rank - 2, stride = 1; fits && k >= 0; k--) {
+    const int mk = k - (rank - mrank);
+    const int64_t m = n_in == 2 && mk >= 0 ? md[mk] : 1;
+    fits = m == 1 || m == xd[k];
+    a.dims[k] = xd[k];
+    a.mstride[k] = m == 1 ? 0 : stride;
+    stride *= m;
+    mcount *= m;
+  }
+  if (!fits) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vSoftmax: x [..., S] and a mask [..., S] that broadcasts to it expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[2] = {n, mcount * a.S};
+    if (get_inputs(ctx, "Glm46vSoftmax", n_in, counts, in, status)) {
+      const int candidate = 0;
+      int forwarded = -1;
+      out = tf.ForwardInputOrAllocateOutput(ctx, &candidate, 1, 0, xd, rank, &forwarded, status);
+      if (tf.GetCode(status) == TF_OK) {
+        a.x = (const float*)tf.TensorData(in[0]), a.mask = n_in == 2 ? (const float*)tf.TensorData(in[1]) : NULL, a.y = (float*)tf.TensorData(out);
+        parallel_for(n / a.S, (1 << 15) / a.S + 1, softmax_rows, &a);
+      } else {
+        tf.OpKernelContext_Failure(ctx, status);
+      }
+    }
+  }
+  if (out) tf.DeleteTensor(out);
+  for (int k = 0; k < 2; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
 static void* no_state(TF_OpKernelConstruction* ctx) {
   (void)ctx;
   return NULL;
@@ -466,6 +482,8 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
     else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, 0, true, adamw_compute, error, sizeof error) &&
              register_op("Glm46vRmsNorm", RMS_NAMES, 3, Y, 1, false, rms_compute, error, sizeof error) &&
              register_op("Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute, error, sizeof error) &&
+             register_op("Glm46vSoftmax", SOFTMAX_NAMES, 1, Y, 1, false, softmax_compute, error, sizeof error) &&
+             register_op("Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, Y, 1, false, softmax_compute, error, sizeof error) &&
              register_op("Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute, error, sizeof error) &&
              register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute, error, sizeof error) &&
              register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute, error, sizeof error) &&

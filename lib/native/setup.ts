@@ -73,7 +73,7 @@ for whl in sorted(glob.glob(os.path.join(dl, '*.whl'))):
 `;
 
 /** The package's own addon: its C sources in lib/native/ (fused_ops.c needs float contraction off: the same bits as tfjs). */
-const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c', 'decode_attention.c', 'decode_attention.h', 'gemv.c', 'gemv.h', 'parallel.c', 'parallel.h'];
+const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c', 'gemv.c', 'gemv.h', 'parallel.c', 'parallel.h', 'kernels.h', 'kernels_base.c', 'kernels_avx2.c', 'kernels_avx512.c', 'vec16.h', 'rows.inc', 'decode_attention.inc'];
 const QUIET_GYP = {
   targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off', '-Wno-psabi'], libraries: ['-ldl', '-lpthread', '-lm'] }],
 };

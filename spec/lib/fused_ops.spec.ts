@@ -7,11 +7,13 @@
 //   path this CPU has, for widths that are and are not multiples of its vector and block sizes;
 // - a decode step's attention over a preallocated cache must give the tfjs ops' values (layers/ops/attention.ts with
 //   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks;
+// - softmax(x + mask) must give the tfjs ops' values within float32 rounding, for each broadcast form of the mask
+//   the attention uses;
 // - a decode step's rotary update of q and k must give applyRotation's bits (the same float32 operations);
 // - the cache's in-place write must leave the buffer InplaceUpdate leaves.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rotaryDecodeFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rotaryDecodeFused, softmaxFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { gemvPathForTests } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
@@ -198,6 +200,27 @@ if (readStatus()?.ok) {
       expect(tf.sum(tf.abs(a!)).dataSync()[0], 'something was written').to.be.greaterThan(0);
       expect(() => writePositionsFused(b!, x, 7)).to.throw(/Glm46vWritePositions: positions at..at\+L-1 must lie in the buffer/);
       tf.dispose([x, a!, b!]);
+    });
+
+    it('Glm46vSoftmax: softmax(x + mask) of the tfjs ops, the mask broadcast as the attention gives it', () => {
+      const MIN = -3.4028234663852886e38;
+      // [x shape, mask shape or null]: S off the 16-lane width, a padding mask per batch row, one row for all
+      for (const [xs, ms] of [[[2, 3, 5, 37], [2, 1, 5, 37]], [[4, 6, 40], [1, 1, 40]], [[3, 64], null], [[2, 2, 3, 16], [1, 1, 3, 16]]] as const) {
+        const x = tf.mul(rnd([...xs], 71), 4);
+        const mask = ms && tf.tidy(() => tf.where(tf.greater(rnd([...ms], 72), 0.8), tf.fill([...ms], MIN), tf.zeros([...ms])));
+        const want = tf.tidy(() => tf.softmax(mask ? tf.add(x, mask) : x));
+        const got = softmaxFused(x, mask)!;
+        expect(got.shape).to.deep.equal(xs);
+        expectClose(got, want, { atol: 1e-7, rtol: 1e-5, label: `softmax ${JSON.stringify(xs)} + ${JSON.stringify(ms)}` });
+        tf.dispose([x, want, got, ...(mask ? [mask] : [])]);
+      }
+      // a row with every key masked averages them all, as HF's does
+      const x = rnd([1, 20], 73), all = tf.fill([1, 20], MIN), uniform = tf.fill([1, 20], 0.05);
+      const even = softmaxFused(x, all)!;
+      expectClose(even, uniform, { atol: 1e-7, label: 'every key masked' });
+      const [two, three] = [tf.zeros([2, 20]), tf.zeros([3, 20])];
+      expect(() => softmaxFused(two, three)).to.throw(/Glm46vSoftmax: x \[\.\.\., S\] and a mask/);
+      tf.dispose([x, all, uniform, even, two, three]);
     });
   });
 }

@@ -1,0 +1,52 @@
+// The vectorised kernels of the package's ops (rows.inc, decode_attention.inc), each compiled for AVX-512, for AVX2 +
+// FMA and for the baseline (kernels_avx512.c, kernels_avx2.c, kernels_base.c) and run as the CPU allows. Each is a
+// parallel_for body: fn(args, from, to).
+#pragma once
+#include <stdint.h>
+
+struct rms_args {
+  const float *x, *w;
+  float* y;
+  float eps;
+  int64_t D;
+};
+
+// y = (x * rsqrt(mean(x^2) + eps)) * w on rows [from, to) of D.
+void rms_rows(const void* args, int64_t from, int64_t to);
+
+struct silu_args {
+  const float* x;
+  float* y;
+  int64_t I;
+};
+
+// y = up * silu(gate) on rows [from, to), each row of x [gate (I), up (I)].
+void silu_rows(const void* args, int64_t from, int64_t to);
+
+struct softmax_args {
+  const float* x;     // [..., S] (y may be x itself)
+  const float* mask;  // additive, broadcast to x's shape (dims of 1 repeat), or NULL
+  float* y;
+  int64_t S;
+  int rank;             // leading dims of x (at most 7)
+  int64_t dims[7];      // x's leading dims
+  int64_t mstride[7];   // the mask's row stride along each of them (0 where the mask's dim is 1)
+};
+
+// y = softmax(x + mask) along S on rows [from, to).
+void softmax_rows(const void* args, int64_t from, int64_t to);
+
+// Attention of a decode step's few queries over a preallocated KV cache.
+struct decode_attention_args {
+  const float* q;       // [B, H, L, Dh]
+  const float* keys;    // [B, Hkv, C, Dh], the first `length` positions hold tokens
+  const float* values;  // [B, Hkv, C, Dh]
+  const float* mask;    // [Bm, 1, L, length], Bm 1 or B, additive; or NULL
+  float* out;           // [B, L, H, Dh]
+  int64_t B, H, Hkv, L, Dh, C, length, Bm;
+  float scale;
+  int64_t chunks;  // the G*L query rows of a kv head are split in this many units
+};
+
+// Units [from, to) of B * Hkv * chunks: softmax(q * scale kᵀ + mask) v for one chunk of a kv head's query rows.
+void decode_attention_units(const void* args, int64_t from, int64_t to);
