@@ -496,31 +496,32 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// gemvVectorized(): whether Glm46vLinear has a vector path on this CPU (where it has none, TensorFlow's MatMul is faster).
-static napi_value GemvVectorized(napi_env env, napi_callback_info info) {
+// kernelsVectorized(): whether the kernels have a vector path on this CPU (without one, TensorFlow's MatMul is faster
+// than Glm46vLinear).
+static napi_value KernelsVectorized(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
-  napi_get_boolean(env, gemv_vectorized(), &result);
+  napi_get_boolean(env, kernel_isa_vectorized(), &result);
   return result;
 }
 
-// gemvPath(name?): the path Glm46vLinear takes ("avx512", "avx2", "scalar"); a name makes it take that one if this
-// CPU has it (specs only).
-static napi_value GemvPath(napi_env env, napi_callback_info info) {
+// kernelIsa(name?): the instruction set the kernels run ("avx512", "avx2", "base"); a name makes them run that one if
+// this CPU has it (specs only).
+static napi_value KernelIsa(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value arg, result;
   char name[16] = "";
   napi_get_cb_info(env, info, &argc, &arg, NULL, NULL);
   if (argc > 0) napi_get_value_string_utf8(env, arg, name, sizeof name, NULL);
-  napi_create_string_utf8(env, gemv_path(name[0] ? name : NULL), NAPI_AUTO_LENGTH, &result);
+  napi_create_string_utf8(env, kernel_isa_name(name[0] ? name : NULL), NAPI_AUTO_LENGTH, &result);
   return result;
 }
 
 napi_value fused_ops_init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[3] = {
       {"registerFusedOps", NULL, RegisterFusedOps, NULL, NULL, NULL, napi_default, NULL},
-      {"gemvVectorized", NULL, GemvVectorized, NULL, NULL, NULL, napi_default, NULL},
-      {"gemvPath", NULL, GemvPath, NULL, NULL, NULL, napi_default, NULL}};
+      {"kernelsVectorized", NULL, KernelsVectorized, NULL, NULL, NULL, napi_default, NULL},
+      {"kernelIsa", NULL, KernelIsa, NULL, NULL, NULL, napi_default, NULL}};
   napi_define_properties(env, exports, 3, props);
   return exports;
 }

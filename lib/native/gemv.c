@@ -2,11 +2,12 @@
 // step has. TensorFlow runs it as oneDNN's sgemm with m = 1, which costs 1.3-2.9x torch's F.linear per shape of the
 // bench model (docs/benchmark.md): a GEMM's fixed cost on a product that only streams W. Hand-written because no
 // kernel TensorFlow's C API reaches does this. Here W is read once, GEMV_BLOCK rows at a time, each row's dot
-// product with every row of x while the block sits in L1; AVX-512 or AVX2 with FMA, chosen at run time.
+// product with every row of x while the block sits in L1; AVX-512 or AVX2 with FMA as kernel_isa() chooses.
 #include "gemv.h"
 
+#include "kernels.h"
+
 #include <stddef.h>
-#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -86,41 +87,12 @@ static void blocks_scalar(const struct gemv_args* a, int64_t from, int64_t to) {
   }
 }
 
-enum path { UNKNOWN, SCALAR, AVX2, AVX512 };
-
-// AVX-512 where the CPU has it, else AVX2 with FMA, else scalar; decided once.
-static enum path best(void) {
-  static enum path found = UNKNOWN;
-  if (found == UNKNOWN) {
-    found = SCALAR;
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) found = AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) found = AVX2;
-#endif
-  }
-  return found;
-}
-
-static enum path taken = UNKNOWN;  // best(), unless a spec chose another
-
-static enum path chosen(void) { return taken == UNKNOWN ? best() : taken; }
-
-bool gemv_vectorized(void) { return best() != SCALAR; }
-
-const char* gemv_path(const char* wanted) {
-  static const char* const names[] = {"", "scalar", "avx2", "avx512"};
-  for (enum path p = SCALAR; wanted && p <= best(); p++)
-    if (!strcmp(wanted, names[p])) taken = p;
-  return names[chosen()];
-}
-
 void gemv_blocks(const void* args, int64_t from, int64_t to) {
   const struct gemv_args* a = (const struct gemv_args*)args;
-  switch (chosen()) {
+  switch (kernel_isa()) {
 #if defined(__x86_64__)
-    case AVX512: blocks_avx512(a, from, to); return;
-    case AVX2: blocks_avx2(a, from, to); return;
+    case ISA_AVX512: blocks_avx512(a, from, to); return;
+    case ISA_AVX2: blocks_avx2(a, from, to); return;
 #endif
     default: blocks_scalar(a, from, to);
   }

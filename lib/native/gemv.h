@@ -1,6 +1,5 @@
 // y = x Wᵀ + b for a few rows of x, the weight streamed once (lib/native/gemv.c).
 #pragma once
-#include <stdbool.h>
 #include <stdint.h>
 
 struct gemv_args {
@@ -13,13 +12,6 @@ struct gemv_args {
 
 // Rows of 8 outputs in a block: parallel_for's item.
 enum { GEMV_BLOCK = 8 };
-
-// Whether this CPU has a vector path (AVX-512, or AVX2 with FMA); gemv_blocks is scalar without one.
-bool gemv_vectorized(void);
-
-// The path gemv_blocks takes ("avx512", "avx2" or "scalar"). Given a name, takes that path from now on if this CPU
-// has it (specs: each path against TensorFlow's MatMul).
-const char* gemv_path(const char* wanted);
 
 // The outputs of blocks [from, to) (rows from * GEMV_BLOCK on) for every row of x.
 void gemv_blocks(const void* args, int64_t from, int64_t to);

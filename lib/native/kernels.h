@@ -2,7 +2,20 @@
 // FMA and for the baseline (kernels_avx512.c, kernels_avx2.c, kernels_base.c) and run as the CPU allows. Each is a
 // parallel_for body: fn(args, from, to).
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
+
+enum kernel_isa { ISA_UNKNOWN, ISA_BASE, ISA_AVX2, ISA_AVX512 };
+
+// The instruction set the kernels (and gemv.c) run: the best this CPU has, or the one a spec chose.
+enum kernel_isa kernel_isa(void);
+
+// Whether this CPU has more than the baseline (AVX2 with FMA, or AVX-512).
+bool kernel_isa_vectorized(void);
+
+// kernel_isa()'s name ("avx512", "avx2" or "base"). Given a name, runs that set from now on if this CPU has it
+// (specs: each set against the tfjs ops).
+const char* kernel_isa_name(const char* wanted);
 
 struct rms_args {
   const float *x, *w;

@@ -14,8 +14,8 @@ interface QuietAddon {
   hugePageMark?(): void;
   hugePageAdvise?(minBytes: number): number;
   registerFusedOps?(): string | null;
-  gemvVectorized?(): boolean;
-  gemvPath?(name?: string): string;
+  kernelsVectorized?(): boolean;
+  kernelIsa?(name?: string): string;
 }
 
 /** The quiet addon of the native build, or undefined where it is not built. */
@@ -157,12 +157,12 @@ let gemv: boolean | undefined;
 /** Whether the fused ops run here and their one-token product (Glm46vLinear) has a vector path on this CPU (AVX2 or AVX-512). */
 export function fusedGemvReady(): boolean {
   if (!fusedOpsReady()) return false;
-  return (gemv ??= quietAddon()?.gemvVectorized?.() === true);
+  return (gemv ??= quietAddon()?.kernelsVectorized?.() === true);
 }
 
-/** The path Glm46vLinear takes ('avx512', 'avx2', 'scalar'); a name makes it take that one where the CPU has it (specs only). */
-export function gemvPathForTests(name?: string): string | undefined {
-  return fusedOpsReady() ? quietAddon()?.gemvPath?.(name) : undefined;
+/** The instruction set the fused ops' kernels run ('avx512', 'avx2', 'base'); a name makes them run that one where the CPU has it (specs only). */
+export function kernelIsaForTests(name?: string): string | undefined {
+  return fusedOpsReady() ? quietAddon()?.kernelIsa?.(name) : undefined;
 }
 
 /** Whether the running 'tensorflow' backend placed its ops on a GPU (tfjs-node-gpu with a CUDA device). */

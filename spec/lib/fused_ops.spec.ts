@@ -5,6 +5,7 @@
 // - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding;
 // - the one-token product (lib/native/gemv.c) must give TensorFlow's MatMul (+ Add) within float32 rounding on each
 //   path this CPU has, for widths that are and are not multiples of its vector and block sizes;
+// (each op with a vectorised kernel is checked on every instruction set this CPU has: AVX-512, AVX2 + FMA, baseline)
 // - a decode step's attention over a preallocated cache must give the tfjs ops' values (layers/ops/attention.ts with
 //   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks;
 // - softmax(x + mask) must give the tfjs ops' values within float32 rounding, for each broadcast form of the mask
@@ -14,7 +15,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rotaryDecodeFused, softmaxFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
-import { gemvPathForTests } from '../../lib/native/load';
+import { kernelIsaForTests } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention } from '../../layers/ops/attention';
@@ -69,59 +70,65 @@ if (readStatus()?.ok) {
 
     const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
-    it('Glm46vRmsNorm: the tfjs ops\' values on rows of [B, L, D] and [N, D], one thread or several', () => {
-      for (const shape of [[2, 3, 64], [300, 512], [1, 1, 1024]]) {
+    /** fn(isa) with the kernels on each instruction set this CPU has, the best one restored after. */
+    function onEachIsa(fn: (isa: string) => void): void {
+      const sets = ['base', 'avx2', 'avx512'], best = kernelIsaForTests()!;
+      expect(sets, `the set taken: ${best}`).to.include(best);
+      try {
+        for (const isa of sets.slice(0, sets.indexOf(best) + 1)) {
+          expect(kernelIsaForTests(isa)).to.equal(isa);
+          fn(isa);
+        }
+      } finally {
+        kernelIsaForTests(best);
+      }
+    }
+
+    it('Glm46vRmsNorm: the tfjs ops\' values on rows of [B, L, D] and [N, D], one thread or several', () => onEachIsa((isa) => {
+      for (const shape of [[2, 3, 64], [300, 512], [1, 1, 1024], [4, 37]]) {
         const x = rnd(shape, 11), w = rnd([shape.at(-1)!], 12);
         const want = tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), w));
         const got = rmsNormFused(x, w, 1e-5)!;
         expect(got.shape).to.deep.equal(shape);
-        expectClose(got, want, { atol: 1e-5, rtol: 1e-6, label: `rmsNorm ${JSON.stringify(shape)}` });
+        expectClose(got, want, { atol: 1e-5, rtol: 1e-6, label: `${isa} rmsNorm ${JSON.stringify(shape)}` });
         tf.dispose([x, w, want, got]);
       }
       const x = rnd([2, 8], 13);
       const w4 = rnd([4], 14);
       expect(() => rmsNormFused(x, w4, 1e-5)).to.throw(/Glm46vRmsNorm: input 1 must be float32 with 8 elements/);
       tf.dispose([x, w4]);
-    });
+    }));
 
-    it('Glm46vSiluMul: up * silu(gate) from gate_up\'s two halves, the tfjs ops\' values; an odd width is refused', () => {
+    it('Glm46vSiluMul: up * silu(gate) from gate_up\'s two halves, the tfjs ops\' values; an odd width is refused', () => onEachIsa((isa) => {
       for (const shape of [[3, 10], [200, 2 * 700], [2, 1, 64]]) {
-        const gu = rnd(shape, 21);
+        const gu = tf.mul(rnd(shape, 21), 30); // past exp's range both ways: silu is 0 and x there
         const want = tf.tidy(() => siluMul(...(tf.split(gu, 2, -1) as [tf.Tensor, tf.Tensor])));
         const got = siluMulHalvesFused(gu)!;
         expect(got.shape).to.deep.equal(want.shape);
-        expectClose(got, want, { atol: 1e-6, rtol: 1e-6, label: `siluMul ${JSON.stringify(shape)}` });
+        expectClose(got, want, { atol: 1e-6, rtol: 1e-6, label: `${isa} siluMul ${JSON.stringify(shape)}` });
         tf.dispose([gu, want, got]);
       }
       const odd = rnd([2, 7], 22);
       expect(() => siluMulHalvesFused(odd)).to.throw(/Glm46vSiluMul: the last axis of gate_up must be even/);
       odd.dispose();
-    });
+    }));
 
     it('Glm46vLinear: TensorFlow\'s MatMul (+ bias) on every path this CPU has; more rows or a wrong shape are refused', () => {
-      const best = gemvPathForTests()!;
-      const paths = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(best) + 1);
-      expect(paths.length, `the path taken: ${best}`).to.be.greaterThan(0);
-      try {
-        for (const path of paths) {
-          expect(gemvPathForTests(path)).to.equal(path);
-          // [M, K] x [N, K]: K off the 16- and 8-lane widths, N off the 4- and 8-row blocks, N large enough to be split
-          for (const [M, N, K] of [[1, 13, 37], [3, 1021, 1000], [DECODE_ROWS, 64, 16], [1, 4096, 256]] as const) {
-            const x = rnd([M, K], 31) as tf.Tensor2D, w = rnd([N, K], 32), b = rnd([N], 33);
-            for (const bias of [b, undefined]) {
-              const want = tf.tidy(() => (bias ? tf.add(tf.matMul(x, w, false, true), bias) : tf.matMul(x, w, false, true)));
-              const got = linearFused(x, w, bias)!;
-              expect(got.shape).to.deep.equal([M, N]);
-              // a dot product of K terms in another order: float32 rounding of values about sqrt(K) in size
-              expectClose(got, want, { atol: 1e-6 * K, rtol: 1e-5, label: `${path} [${M},${K}]x[${N},${K}]${bias ? ' + bias' : ''}` });
-              tf.dispose([want, got]);
-            }
-            tf.dispose([x, w, b]);
+      onEachIsa((isa) => {
+        // [M, K] x [N, K]: K off the 16- and 8-lane widths, N off the 4- and 8-row blocks, N large enough to be split
+        for (const [M, N, K] of [[1, 13, 37], [3, 1021, 1000], [DECODE_ROWS, 64, 16], [1, 4096, 256]] as const) {
+          const x = rnd([M, K], 31) as tf.Tensor2D, w = rnd([N, K], 32), b = rnd([N], 33);
+          for (const bias of [b, undefined]) {
+            const want = tf.tidy(() => (bias ? tf.add(tf.matMul(x, w, false, true), bias) : tf.matMul(x, w, false, true)));
+            const got = linearFused(x, w, bias)!;
+            expect(got.shape).to.deep.equal([M, N]);
+            // a dot product of K terms in another order: float32 rounding of values about sqrt(K) in size
+            expectClose(got, want, { atol: 1e-6 * K, rtol: 1e-5, label: `${isa} [${M},${K}]x[${N},${K}]${bias ? ' + bias' : ''}` });
+            tf.dispose([want, got]);
           }
+          tf.dispose([x, w, b]);
         }
-      } finally {
-        gemvPathForTests(best);
-      }
+      });
       const many = rnd([DECODE_ROWS + 1, 8], 34) as tf.Tensor2D, w = rnd([4, 8], 35), w7 = rnd([4, 7], 36), b3 = rnd([3], 37);
       expect(linearFused(many, w, undefined), 'a prefill\'s rows go to MatMul').to.equal(undefined);
       const one = tf.slice(many, [0, 0], [1, 8]);
@@ -130,7 +137,7 @@ if (readStatus()?.ok) {
       tf.dispose([many, w, w7, b3, one]);
     });
 
-    it('Glm46vDecodeAttention: the tfjs ops\' values over the cached positions, with and without a mask', () => {
+    it('Glm46vDecodeAttention: the tfjs ops\' values over the cached positions, with and without a mask', () => onEachIsa((isa) => {
       const C = 256, length = 203; // off the 4-key tiles and the 16-lane width
       // [B, H, Hkv, L, Dh]: 4 x 4 tiles where Dh is a multiple of 16 (with rows and keys left over), dot products
       // where it is not; B * Hkv = 1 splits the kv head's rows between the threads
@@ -145,7 +152,7 @@ if (readStatus()?.ok) {
         m.fill(-3.4028234663852886e38, (L - 1) * length, L * length);
         const mask = tf.tensor4d(m, [B, 1, L, length]);
         for (const mk of [null, mask]) {
-          const label = `[B ${B}, H ${H}, Hkv ${Hkv}, L ${L}, Dh ${Dh}]${mk ? ' masked' : ''}`;
+          const label = `${isa} [B ${B}, H ${H}, Hkv ${Hkv}, L ${L}, Dh ${Dh}]${mk ? ' masked' : ''}`;
           setFusedOpsOffForTests(true);
           const want = cachedAttention(q, { keys, values, valuesTransposed: false, length }, mk, Dh ** -0.5);
           setFusedOpsOffForTests(false);
@@ -162,7 +169,7 @@ if (readStatus()?.ok) {
       const wrongMask = tf.zeros([1, 1, 1, 9]) as tf.Tensor4D;
       expect(() => decodeAttentionFused(q, kv, kv, 10, wrongMask, 0.5), 'a mask of another length').to.throw(refused);
       tf.dispose([q, kv, wrongMask]);
-    });
+    }));
 
     const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
     const firstDiff = (a: Uint32Array, b: Uint32Array) => a.findIndex((x, i) => x !== b[i]);
@@ -202,7 +209,7 @@ if (readStatus()?.ok) {
       tf.dispose([x, a!, b!]);
     });
 
-    it('Glm46vSoftmax: softmax(x + mask) of the tfjs ops, the mask broadcast as the attention gives it', () => {
+    it('Glm46vSoftmax: softmax(x + mask) of the tfjs ops, the mask broadcast as the attention gives it', () => onEachIsa((isa) => {
       const MIN = -3.4028234663852886e38;
       // [x shape, mask shape or null]: S off the 16-lane width, a padding mask per batch row, one row for all
       for (const [xs, ms] of [[[2, 3, 5, 37], [2, 1, 5, 37]], [[4, 6, 40], [1, 1, 40]], [[3, 64], null], [[2, 2, 3, 16], [1, 1, 3, 16]]] as const) {
@@ -211,7 +218,7 @@ if (readStatus()?.ok) {
         const want = tf.tidy(() => tf.softmax(mask ? tf.add(x, mask) : x));
         const got = softmaxFused(x, mask)!;
         expect(got.shape).to.deep.equal(xs);
-        expectClose(got, want, { atol: 1e-7, rtol: 1e-5, label: `softmax ${JSON.stringify(xs)} + ${JSON.stringify(ms)}` });
+        expectClose(got, want, { atol: 1e-7, rtol: 1e-5, label: `${isa} softmax ${JSON.stringify(xs)} + ${JSON.stringify(ms)}` });
         tf.dispose([x, want, got, ...(mask ? [mask] : [])]);
       }
       // a row with every key masked averages them all, as HF's does
@@ -221,6 +228,6 @@ if (readStatus()?.ok) {
       const [two, three] = [tf.zeros([2, 20]), tf.zeros([3, 20])];
       expect(() => softmaxFused(two, three)).to.throw(/Glm46vSoftmax: x \[\.\.\., S\] and a mask/);
       tf.dispose([x, all, uniform, even, two, three]);
-    });
+    }));
   });
 }
