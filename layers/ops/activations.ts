@@ -1,5 +1,6 @@
 // Activations used by GLM-V: SiLU everywhere, exact (erf) GELU after the merger LayerNorm.
 import * as tf from '@tensorflow/tfjs';
+import { siluMulFused } from '../../lib/kernels/tf_fused';
 
 /** x * sigmoid(x), as torch.nn.functional.silu */
 function silu_(x: tf.Tensor): tf.Tensor {
@@ -13,7 +14,8 @@ function silu_(x: tf.Tensor): tf.Tensor {
  */
 function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
   // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping.
-  if (!tf.engine().isTapeOn()) return tf.mul(up, silu_(gate));
+  // (on the native CPU backend one op of the package's own)
+  if (!tf.engine().isTapeOn()) return siluMulFused(gate, up) ?? tf.mul(up, silu_(gate));
   const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [g, u, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([g, u]);

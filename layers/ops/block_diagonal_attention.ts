@@ -21,10 +21,25 @@ export function checkCuSeqlens(cuSeqlens: readonly number[], n: number, who = 'c
  * is correct (no broadcast batched matMul) and exactly zero across spans.
  */
 function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, cuSeqlens: number[], scale: number): tf.Tensor3D {
-  const [N, H, Dh] = q.shape;
   tf.util.assert(
     tf.util.arraysEqual(k.shape, q.shape) && tf.util.arraysEqual(v.shape, q.shape),
     () => `blockDiagonalAttention: q ${JSON.stringify(q.shape)}, k ${JSON.stringify(k.shape)}, v ${JSON.stringify(v.shape)} must match`,
+  );
+  const headsFirst = (x: tf.Tensor3D) => tf.transpose(x, [1, 0, 2]) as tf.Tensor3D; // [H, N, Dh]
+  // The scale goes on q (N*Dh products) rather than on the [H, L, L] scores, as in the text attention: a pass over
+  // 8 M scores a block fewer at 448 px; exact where the scale is a power of two (head dim 64: 1/8), within an ulp else.
+  return blockDiagonalAttentionHeads(tf.mul(headsFirst(q), scale), headsFirst(k), headsFirst(v), cuSeqlens);
+}
+
+/**
+ * The same attention with q, k, v laid out heads first, [H, N, Dh], and q already scaled (what the package's fused
+ * vision op gives). Returns [N, H, Dh].
+ */
+function blockDiagonalAttentionHeads_(qs: tf.Tensor3D, ks: tf.Tensor3D, vs: tf.Tensor3D, cuSeqlens: number[]): tf.Tensor3D {
+  const [H, N, Dh] = qs.shape;
+  tf.util.assert(
+    tf.util.arraysEqual(ks.shape, qs.shape) && tf.util.arraysEqual(vs.shape, qs.shape),
+    () => `blockDiagonalAttention: q ${JSON.stringify(qs.shape)}, k ${JSON.stringify(ks.shape)}, v ${JSON.stringify(vs.shape)} must match`,
   );
   checkCuSeqlens(cuSeqlens, N, 'blockDiagonalAttention: cuSeqlens');
   const outs: tf.Tensor[] = [];
@@ -32,18 +47,16 @@ function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
     const start = cuSeqlens[i]!, L = cuSeqlens[i + 1]! - start;
     if (L === 0) continue;
     // one span covering all tokens (a single image) needs no slice, which the wasm backend would copy
-    const span = (x: tf.Tensor3D) => tf.transpose(L === N ? x : tf.slice(x, [start, 0, 0], [L, H, Dh]), [1, 0, 2]); // [H, L, Dh]
-    // The scale goes on q (L*Dh products) rather than on the [H, L, L] scores, as in the text attention: a pass over
-    // 8 M scores a block fewer at 448 px; exact where the scale is a power of two (head dim 64: 1/8), within an ulp else.
-    const [qs, ks, vs] = [tf.mul(span(q), scale) as tf.Tensor3D, span(k), span(v)];
+    const span = (x: tf.Tensor3D) => (L === N ? x : tf.slice(x, [0, start, 0], [H, L, Dh])); // [H, L, Dh]
+    const [q, k, v] = [span(qs), span(ks), span(vs)];
     // [H, rows, Dh]; the softmax at inference on the native CPU backend one op of the package's own
     const attend = (qRows: tf.Tensor3D) => {
-      const scores = tf.matMul(qRows, ks, false, true);
-      return tf.matMul(softmaxFused(scores, null) ?? tf.softmax(scores, -1), vs);
+      const scores = tf.matMul(qRows, k, false, true);
+      return tf.matMul(softmaxFused(scores, null) ?? tf.softmax(scores, -1), v);
     };
     // inference on a large image: the [H, L, L] scores a block of query rows at a time
     const rows = queryBlockRows(L, 4 * H * L);
-    const o = rows ? overQueryBlocks(L, rows, 1, (l0, n) => attend(tf.slice(qs, [0, l0, 0], [H, n, Dh]))) : attend(qs);
+    const o = rows ? overQueryBlocks(L, rows, 1, (l0, n) => attend(tf.slice(q, [0, l0, 0], [H, n, Dh]))) : attend(q);
     outs.push(tf.transpose(o, [1, 0, 2])); // [L, H, Dh]
   }
   if (outs.length === 0) return tf.zeros([0, H, Dh]);
@@ -51,3 +64,4 @@ function blockDiagonalAttention_(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D,
 }
 
 export const blockDiagonalAttention = tf.op({ blockDiagonalAttention_ });
+export const blockDiagonalAttentionHeads = tf.op({ blockDiagonalAttentionHeads_ });

@@ -4,13 +4,14 @@
 //   operations in the same order as train/adamw.ts's tfjs path, so the same bits (680-700 ms a step for the benchmark
 //   model there, 180 ms here, against torch's 313 ms);
 // - RMSNorm's forward at inference (6 ops in one, the sum of squares in double);
-// - the text MLP's up * silu(gate) at inference, straight from gate_up_proj's output (SplitV, Sigmoid, Mul, Mul);
+// - the MLPs' up * silu(gate) at inference, straight from the text gate_up_proj's output (SplitV, Sigmoid, Mul, Mul)
+//   or from the vision tower's two projections (Sigmoid, Mul, Mul);
 // - a Linear's product for the few rows of a decode step at inference, bias included (MatMul, Add), streaming the
 //   weight once where TensorFlow's MatMul runs a GEMM with m = 1;
 // - a decode step's attention over the preallocated KV cache (Mul, BatchMatMulV2 twice, Add, Softmax, reshapes),
 //   over the cached positions only where those ops read the cache's free room too;
 // - the attention's softmax(scores + mask) at inference (Add, Softmax), over the scores' own buffer;
-// - a decode step's rotary update of its q and k heads (9 ops), with the same bits;
+// - the attention's q, k, v laid out heads first, q and k rotated (text and vision; 9-15 ops), with the same bits;
 // - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate).
 import * as tf from '@tensorflow/tfjs';
 import { fusedGemvReady, fusedOpsReady } from '../native/load';
@@ -69,6 +70,13 @@ export function adamwInPlace(p: tf.Variable, g: tf.Tensor, m: tf.Variable, v: tf
   be.binding.executeOp('Glm46vAdamW', [], be.getInputTensorIds([p, g, m, v, ...scalars]), 0);
 }
 
+/** gate, up [..., I] -> up * silu(gate) as one op; undefined where it does not run. */
+export function siluMulFused(gate: tf.Tensor, up: tf.Tensor): tf.Tensor | undefined {
+  if (gate.dtype !== 'float32' || up.dtype !== 'float32' || !inference() || !ready()) return undefined;
+  const be = nodeBackend();
+  return be.createOutputTensor(be.binding.executeOp('Glm46vSiluMulPair', [], be.getInputTensorIds([gate, up]), 1)[0]!);
+}
+
 /** gate_up [..., 2I] -> up * silu(gate) [..., I], gate the first half of each row, as one op; undefined where it does not run. */
 export function siluMulHalvesFused(gateUp: tf.Tensor): tf.Tensor | undefined {
   if (gateUp.dtype !== 'float32' || !inference() || !ready()) return undefined;
@@ -104,15 +112,26 @@ export function decodeAttentionFused(q: tf.Tensor4D, keys: tf.Tensor4D, values: 
 }
 
 /**
- * A decode step's q [B, Hq * Dh] and k [B, Hk * Dh] as their projections give them, and cos, sin [B, 1, 1, Dh] (the
- * rotary tables' form) -> [q, k] as [B, Hq, 1, Dh] and [B, Hk, 1, Dh], rotated as applyRotation with
- * interleavedRotation(Dh, rotaryDim) rotates them (the same bits); undefined where it does not run.
+ * The text attention's q [B*L, Hq*Dh], k and v [B*L, Hk*Dh] as their projections give them, and the rotary tables
+ * cos, sin [B, L, 1, Dh] -> q, k, v as [B, H, L, Dh], q and k rotated as applyRotation with interleavedRotation(Dh,
+ * rotaryDim) rotates them (the same bits), as one op; undefined where it does not run.
  */
-export function rotaryDecodeFused(q: tf.Tensor2D, k: tf.Tensor2D, cos: tf.Tensor, sin: tf.Tensor, rotaryDim: number): [tf.Tensor4D, tf.Tensor4D] | undefined {
+export function qkvHeadsFused(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, cos: tf.Tensor, sin: tf.Tensor, rotaryDim: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] | undefined {
   if (q.dtype !== 'float32' || !inference() || !ready()) return undefined;
   const be = nodeBackend();
-  const [qr, kr] = withVector(be, [rotaryDim], (r) => be.binding.executeOp('Glm46vRotaryDecode', [], [...be.getInputTensorIds([q, k, cos, sin]), r], 2), 'float32');
-  return [be.createOutputTensor(qr!) as tf.Tensor4D, be.createOutputTensor(kr!) as tf.Tensor4D];
+  const out = withVector(be, [rotaryDim], (r) => be.binding.executeOp('Glm46vQkvHeads', [], [...be.getInputTensorIds([q, k, v, cos, sin]), r], 3), 'float32');
+  return out.map((t) => be.createOutputTensor(t)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}
+
+/**
+ * The vision attention's qkv [N, 3*H*Dh] and cos, sin [N, Dh] -> q * scale, k, v as [H, N, Dh], q and k rotated by
+ * rotate_half as applyRotaryVision does (the same bits), as one op; undefined where it does not run.
+ */
+export function visionHeadsFused(qkv: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Tensor2D, heads: number, scale: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] | undefined {
+  if (qkv.dtype !== 'float32' || !inference() || !ready()) return undefined;
+  const be = nodeBackend();
+  const out = withVector(be, [heads, scale], (p) => be.binding.executeOp('Glm46vVisionHeads', [], [...be.getInputTensorIds([qkv, cos, sin]), p], 3), 'float32');
+  return out.map((t) => be.createOutputTensor(t)) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
 }
 
 /** Writes x [B, H, L, D] into buf [B, H, C, D] at positions at..at+L-1 in place, as one op; false where it does not run. */

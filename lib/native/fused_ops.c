@@ -22,7 +22,8 @@
 //
 // Glm46vSiluMul(gate_up: float [..., 2I]) -> float [..., I]: up * (gate * sigmoid(gate)) with gate the first half of
 //   each row and up the second, sigmoid(g) = 1 / (1 + exp(-g)). One op for SplitV, Sigmoid, Mul, Mul, at inference
-//   (the text MLP, models/glm4v/text.ts).
+//   (the text MLP, models/glm4v/text.ts); Glm46vSiluMulPair(gate, up: float [..., I]) the same from two tensors (the
+//   vision MLP, layers/ops/activations.ts).
 //
 // Glm46vLinear(x: float [M, K], weight: float [N, K], bias: float [N]) -> float [M, N]: x weightᵀ + bias, and
 //   Glm46vLinearNoBias(x, weight) -> x weightᵀ: the one-token product of a decode step (layers/linear.ts, at
@@ -34,11 +35,17 @@
 //   decode step's few queries (layers/ops/attention.ts), in decode_attention.c. One op for Mul, two BatchMatMulV2,
 //   Add, Softmax and the reshapes between them, and it reads `length` positions where they read all C.
 //
-// Glm46vRotaryDecode(q: float [B, Hq * Dh], k: float [B, Hk * Dh], cos, sin: float [B, ..., Dh], rotary_dim: float
-//   [1]) -> q_rot [B, Hq, 1, Dh], k_rot [B, Hk, 1, Dh]: a decode step's q and k heads as they leave their
-//   projections, rotated as layers/ops/rotation.ts's applyRotation does (x * cos + rotate(x) * sin, rotate_half_llm on
-//   the pairs of the first rotary_dim dims, zero after them): the same float32 operations, so the same bits. One op
-//   for ConcatV2, Reshape, Mul, MatMul, Mul, Add, SplitV and the reshapes between them (models/glm4v/text.ts).
+// Glm46vQkvHeads(q: float [B * L, Hq * Dh], k, v: float [B * L, Hk * Dh], cos, sin: float [B, L, 1, Dh], rotary_dim:
+//   float [1]) -> q, k, v heads-first, [B, H, L, Dh]: the text attention's q and k as their projections give them,
+//   rotated as layers/ops/rotation.ts's applyRotation does (x * cos + rotate(x) * sin, rotate_half_llm on the pairs of
+//   the first rotary_dim dims, zero after them), and v, laid out for the attention: the same float32 operations, so
+//   the same bits. One op for the rotations (Mul, MatMul, Mul, Add each), the transposes and the reshapes
+//   (models/glm4v/text.ts, at inference).
+//
+// Glm46vVisionHeads(qkv: float [N, 3 * H * Dh], cos, sin: float [N, Dh], params: float [2] = {H, scale}) -> q, k, v
+//   [H, N, Dh]: the vision attention's rows [q | k | v] split, q and k rotated by rotate_half on the full head dim and
+//   q then scaled, as the tfjs path does (SplitV, two rotations, three transposes, Mul), with the same bits
+//   (models/glm4v/vision.ts, at inference).
 //
 // Glm46vWritePositions(buf: float [B, H, C, D], x: float [B, H, L, D], at: float [1]) -> nothing: x written into buf
 //   at positions at..at+L-1, in place (lib/kernels/tf_inplace.ts, the preallocated KV cache). One op for two
@@ -120,10 +127,12 @@ static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
     "beta2: float", "one_minus_beta2: float", "bias_correction2_sqrt: float", "eps: float", "step_size: float"};
 static const char* const RMS_NAMES[3] = {"x: float", "weight: float", "eps: float"};
 static const char* const SILU_NAMES[1] = {"gate_up: float"};
+static const char* const SILU2_NAMES[2] = {"gate: float", "up: float"};
 static const char* const SOFTMAX_NAMES[2] = {"x: float", "mask: float"};  // unmasked: the first
 static const char* const ATTENTION_NAMES[5] = {"q: float", "keys: float", "values: float", "params: float", "mask: float"};  // unmasked: the first 4
-static const char* const ROTARY_NAMES[5] = {"q: float", "k: float", "cos: float", "sin: float", "rotary_dim: float"};
-static const char* const ROTARY_OUTPUTS[2] = {"q_rot: float", "k_rot: float"};
+static const char* const QKV_NAMES[6] = {"q: float", "k: float", "v: float", "cos: float", "sin: float", "rotary_dim: float"};
+static const char* const VISION_QKV_NAMES[4] = {"qkv: float", "cos: float", "sin: float", "params: float"};
+static const char* const QKV_OUTPUTS[3] = {"q_heads: float", "k_heads: float", "v_heads: float"};
 static const char* const WRITE_NAMES[3] = {"buf: float", "x: float", "at: float"};
 static const char* const LINEAR_NAMES[3] = {"x: float", "weight: float", "bias: float"};  // NoBias: the first 2
 
@@ -223,28 +232,39 @@ static void rms_compute(void* kernel, TF_OpKernelContext* ctx) {
 
 static void silu_compute(void* kernel, TF_OpKernelContext* ctx) {
   (void)kernel;
-  TF_Tensor *in = NULL, *out = NULL;
+  TF_Tensor *in[2] = {0}, *out = NULL;
   TF_Status* status = tf.NewStatus();
-  int64_t dims[8], n = 1;
+  const int n_in = tf.NumInputs(ctx);  // 1: gate_up's halves; 2: gate and up
+  int64_t dims[8], dims2[8], n = 1;
   const int rank = input_dims(ctx, 0, dims, status);
   for (int k = 0; k < rank; k++) n *= dims[k];
-  const int64_t counts[1] = {n};
-  if (rank < 1 || dims[rank - 1] % 2 != 0 || dims[rank - 1] == 0) {
-    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vSiluMul: the last axis of gate_up must be even (and at most 8 dims)");
+  bool fits = rank >= 1 && dims[rank - 1] > 0 && (n_in == 2 || dims[rank - 1] % 2 == 0);
+  if (fits && n_in == 2) {
+    fits = input_dims(ctx, 1, dims2, status) == rank;
+    for (int k = 0; fits && k < rank; k++) fits = dims2[k] == dims[k];
+  }
+  if (!fits) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, n_in == 1 ? "Glm46vSiluMul: the last axis of gate_up must be even (and at most 8 dims)"
+                                                        : "Glm46vSiluMul: gate and up must have one shape (of at most 8 dims)");
     tf.OpKernelContext_Failure(ctx, status);
-  } else if (get_inputs(ctx, "Glm46vSiluMul", 1, counts, &in, status)) {
-    const int64_t I = dims[rank - 1] / 2;
-    dims[rank - 1] = I;
-    out = tf.AllocateOutput(ctx, 0, TF_FLOAT, dims, rank, (size_t)(n / 2) * sizeof(float), status);
-    if (tf.GetCode(status) == TF_OK) {
-      const struct silu_args a = {(const float*)tf.TensorData(in), (float*)tf.TensorData(out), I};
-      parallel_for(n / (2 * I), (1 << 16) / I + 1, silu_rows, &a);
-    } else {
-      tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[2] = {n, n};
+    if (get_inputs(ctx, "Glm46vSiluMul", n_in, counts, in, status)) {
+      const int64_t I = n_in == 1 ? dims[rank - 1] / 2 : dims[rank - 1];
+      dims[rank - 1] = I;
+      out = tf.AllocateOutput(ctx, 0, TF_FLOAT, dims, rank, (size_t)(n_in == 1 ? n / 2 : n) * sizeof(float), status);
+      if (tf.GetCode(status) == TF_OK) {
+        const float* x = (const float*)tf.TensorData(in[0]);
+        const struct silu_args a = n_in == 1 ? (struct silu_args){x, x + I, (float*)tf.TensorData(out), I, 2 * I}
+                                             : (struct silu_args){x, (const float*)tf.TensorData(in[1]), (float*)tf.TensorData(out), I, I};
+        parallel_for(n_in == 1 ? n / (2 * I) : n / I, (1 << 16) / I + 1, silu_rows, &a);
+      } else {
+        tf.OpKernelContext_Failure(ctx, status);
+      }
     }
   }
   if (out) tf.DeleteTensor(out);
-  if (in) tf.DeleteTensor(in);
+  for (int k = 0; k < 2; k++) if (in[k]) tf.DeleteTensor(in[k]);
   tf.DeleteStatus(status);
 }
 
@@ -329,45 +349,88 @@ static void attention_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
-// out = x * c + rot(x) * s on one head of Dh, rot(x) = (-x1, x0) on the pairs of the first R dims and 0 after them.
-static void rotate_head(const float* x, const float* c, const float* s, float* out, int64_t Dh, int64_t R) {
-  for (int64_t d = 0; d < Dh; d++) {
-    const float rot = d >= R ? 0.0f : d % 2 == 0 ? -x[d + 1] : x[d - 1];
-    out[d] = x[d] * c[d] + rot * s[d];
+// Writes heads-first out[o] (of dims[o], rank `rank`) from x for o < n; false with the op failed where TensorFlow refuses.
+static bool heads_outputs(TF_OpKernelContext* ctx, int n, struct heads_args* args, const int64_t (*dims)[4], int rank, TF_Tensor** out, TF_Status* status) {
+  for (int o = 0; o < n; o++) {
+    const int64_t count = args[o].B * args[o].heads * args[o].L * args[o].Dh;
+    out[o] = tf.AllocateOutput(ctx, o, TF_FLOAT, dims[o], rank, (size_t)count * sizeof(float), status);
+    if (tf.GetCode(status) != TF_OK) {
+      tf.OpKernelContext_Failure(ctx, status);
+      return false;
+    }
+    args[o].out = (float*)tf.TensorData(out[o]);
+    const int64_t T = args[o].B * args[o].L;
+    parallel_for(T, (1 << 14) / (args[o].heads * args[o].Dh) + 1, heads_rows, &args[o]);
   }
+  return true;
 }
 
-static void rotary_compute(void* kernel, TF_OpKernelContext* ctx) {
+static void qkv_heads_compute(void* kernel, TF_OpKernelContext* ctx) {
   (void)kernel;
-  TF_Tensor *in[5] = {0}, *out[2] = {0};
+  TF_Tensor *in[6] = {0}, *out[3] = {0};
   TF_Status* status = tf.NewStatus();
-  int64_t qd[8], kd[8], cd[8];
-  const int crank = input_dims(ctx, 2, cd, status);
-  const bool ranks = input_dims(ctx, 0, qd, status) == 2 && input_dims(ctx, 1, kd, status) == 2 && crank >= 1 && crank <= 8;
-  const int64_t B = qd[0], Dh = ranks ? cd[crank - 1] : 0;
-  if (!ranks || Dh < 2 || Dh % 2 || kd[0] != B || qd[1] % Dh || kd[1] % Dh) {
-    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vRotaryDecode: q [B, Hq * Dh], k [B, Hk * Dh] and cos, sin [B, ..., Dh] expected");
+  int64_t xd[3][8], cd[8];
+  const int crank = input_dims(ctx, 3, cd, status);
+  bool fits = crank >= 3 && crank <= 8;
+  for (int k = 0; k < 3; k++) fits = fits && input_dims(ctx, k, xd[k], status) == 2;
+  const int64_t B = fits ? cd[0] : 0, L = fits ? cd[1] : 0, Dh = fits ? cd[crank - 1] : 0;
+  for (int k = 2; fits && k < crank - 1; k++) fits = cd[k] == 1;
+  for (int k = 0; fits && k < 3; k++) fits = Dh >= 2 && Dh % 2 == 0 && xd[k][0] == B * L && xd[k][1] % Dh == 0;
+  if (!fits) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vQkvHeads: q, k, v [B * L, heads * Dh] and cos, sin [B, L, 1, Dh] expected");
     tf.OpKernelContext_Failure(ctx, status);
   } else {
-    const int64_t counts[5] = {B * qd[1], B * kd[1], B * Dh, B * Dh, 1};
-    if (get_inputs(ctx, "Glm46vRotaryDecode", 5, counts, in, status)) {
-      const float R = *(const float*)tf.TensorData(in[4]);
-      const float *c = (const float*)tf.TensorData(in[2]), *sn = (const float*)tf.TensorData(in[3]);
-      for (int o = 0; o < 2 && tf.GetCode(status) == TF_OK; o++) {
-        const int64_t heads = (o == 0 ? qd[1] : kd[1]) / Dh, dims[4] = {B, heads, 1, Dh};
-        out[o] = tf.AllocateOutput(ctx, o, TF_FLOAT, dims, 4, (size_t)(B * heads * Dh) * sizeof(float), status);
-        if (tf.GetCode(status) != TF_OK) break;
-        const float* x = (const float*)tf.TensorData(in[o]);
-        float* y = (float*)tf.TensorData(out[o]);
-        for (int64_t b = 0; b < B; b++)
-          for (int64_t h = 0; h < heads; h++)
-            rotate_head(x + (b * heads + h) * Dh, c + b * Dh, sn + b * Dh, y + (b * heads + h) * Dh, Dh, (int64_t)R);
+    const int64_t counts[6] = {B * L * xd[0][1], B * L * xd[1][1], B * L * xd[2][1], B * L * Dh, B * L * Dh, 1};
+    if (get_inputs(ctx, "Glm46vQkvHeads", 6, counts, in, status)) {
+      const float R = *(const float*)tf.TensorData(in[5]);
+      const float *c = (const float*)tf.TensorData(in[3]), *sn = (const float*)tf.TensorData(in[4]);
+      struct heads_args args[3];
+      int64_t dims[3][4];
+      for (int o = 0; o < 3; o++) {
+        const int64_t heads = xd[o][1] / Dh;
+        args[o] = (struct heads_args){(const float*)tf.TensorData(in[o]), c, sn, NULL, xd[o][1], 0, B, L, heads, Dh, o < 2 ? (int64_t)R : 0, 0, 1.0f};
+        dims[o][0] = B, dims[o][1] = heads, dims[o][2] = L, dims[o][3] = Dh;
       }
-      if (tf.GetCode(status) != TF_OK) tf.OpKernelContext_Failure(ctx, status);
+      heads_outputs(ctx, 3, args, (const int64_t(*)[4])dims, 4, out, status);
     }
   }
-  for (int o = 0; o < 2; o++) if (out[o]) tf.DeleteTensor(out[o]);
-  for (int k = 0; k < 5; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  for (int o = 0; o < 3; o++) if (out[o]) tf.DeleteTensor(out[o]);
+  for (int k = 0; k < 6; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
+static void vision_heads_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[4] = {0}, *out[3] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t xd[8], cd[8], pd[8];
+  const bool ranks = input_dims(ctx, 0, xd, status) == 2 && input_dims(ctx, 1, cd, status) == 2 && input_dims(ctx, 3, pd, status) == 1 && pd[0] == 2;
+  const int64_t N = xd[0], Dh = cd[1];
+  if (!ranks || cd[0] != N || Dh < 2 || Dh % 2 || xd[1] % (3 * Dh)) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vVisionHeads: qkv [N, 3 * heads * Dh], cos, sin [N, Dh] and params {heads, scale} expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const int64_t counts[4] = {N * xd[1], N * Dh, N * Dh, 2};
+    if (get_inputs(ctx, "Glm46vVisionHeads", 4, counts, in, status)) {
+      const float* p = (const float*)tf.TensorData(in[3]);
+      const int64_t H = xd[1] / (3 * Dh);
+      if ((float)H != p[0]) {
+        tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vVisionHeads: qkv's width is not 3 * heads * Dh for the heads given");
+        tf.OpKernelContext_Failure(ctx, status);
+      } else {
+        struct heads_args args[3];
+        int64_t dims[3][4];
+        for (int o = 0; o < 3; o++) {
+          args[o] = (struct heads_args){(const float*)tf.TensorData(in[0]), (const float*)tf.TensorData(in[1]), (const float*)tf.TensorData(in[2]),
+                                        NULL, xd[1], o * H * Dh, 1, N, H, Dh, o < 2 ? Dh : 0, 1, o == 0 ? p[1] : 1.0f};
+          dims[o][0] = H, dims[o][1] = N, dims[o][2] = Dh;
+        }
+        heads_outputs(ctx, 3, args, (const int64_t(*)[4])dims, 3, out, status);
+      }
+    }
+  }
+  for (int o = 0; o < 3; o++) if (out[o]) tf.DeleteTensor(out[o]);
+  for (int k = 0; k < 4; k++) if (in[k]) tf.DeleteTensor(in[k]);
   tf.DeleteStatus(status);
 }
 
@@ -482,13 +545,15 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
     else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, 0, true, adamw_compute, error, sizeof error) &&
              register_op("Glm46vRmsNorm", RMS_NAMES, 3, Y, 1, false, rms_compute, error, sizeof error) &&
              register_op("Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute, error, sizeof error) &&
+             register_op("Glm46vSiluMulPair", SILU2_NAMES, 2, Y, 1, false, silu_compute, error, sizeof error) &&
              register_op("Glm46vSoftmax", SOFTMAX_NAMES, 1, Y, 1, false, softmax_compute, error, sizeof error) &&
              register_op("Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, Y, 1, false, softmax_compute, error, sizeof error) &&
              register_op("Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute, error, sizeof error) &&
              register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute, error, sizeof error) &&
              register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute, error, sizeof error) &&
              register_op("Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, OUT, 1, false, attention_compute, error, sizeof error) &&
-             register_op("Glm46vRotaryDecode", ROTARY_NAMES, 5, ROTARY_OUTPUTS, 2, false, rotary_compute, error, sizeof error))
+             register_op("Glm46vQkvHeads", QKV_NAMES, 6, QKV_OUTPUTS, 3, false, qkv_heads_compute, error, sizeof error) &&
+             register_op("Glm46vVisionHeads", VISION_QKV_NAMES, 4, QKV_OUTPUTS, 3, false, vision_heads_compute, error, sizeof error))
       register_op("Glm46vWritePositions", WRITE_NAMES, 3, NULL, 0, true, write_compute, error, sizeof error);
   }
   if (error[0]) napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &result);

@@ -28,12 +28,12 @@ struct rms_args {
 void rms_rows(const void* args, int64_t from, int64_t to);
 
 struct silu_args {
-  const float* x;
-  float* y;
-  int64_t I;
+  const float *gate, *up;  // row r of each at r * stride
+  float* y;                // [rows, I]
+  int64_t I, stride;
 };
 
-// y = up * silu(gate) on rows [from, to), each row of x [gate (I), up (I)].
+// y = up * silu(gate) on rows [from, to) (gate and up the two halves of gate_up's rows, or two tensors).
 void silu_rows(const void* args, int64_t from, int64_t to);
 
 struct softmax_args {
@@ -48,6 +48,19 @@ struct softmax_args {
 
 // y = softmax(x + mask) along S on rows [from, to).
 void softmax_rows(const void* args, int64_t from, int64_t to);
+
+struct heads_args {
+  const float* x;            // token rows t = b * L + l; head h of row t at x[t * stride + col0 + h * Dh]
+  const float *cos, *sin;    // [B * L, Dh]
+  float* out;                // [B, heads, L, Dh]
+  int64_t stride, col0, B, L, heads, Dh;
+  int64_t R;                 // rotated dims: the first R (interleaved pairs), all Dh (half split), or 0: none
+  int half;                  // rotate_half's pairs (d, d + Dh/2) rather than rotate_half_llm's (2j, 2j + 1)
+  float scale;               // applied after the rotation where not 1
+};
+
+// Tokens [from, to) of x into heads-first out: x * cos + rotate(x) * sin (then * scale), as applyRotation does it.
+void heads_rows(const void* args, int64_t from, int64_t to);
 
 // Attention of a decode step's few queries over a preallocated KV cache.
 struct decode_attention_args {

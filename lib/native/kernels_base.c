@@ -51,4 +51,5 @@ const char* kernel_isa_name(const char* wanted) {
 KERNEL(rms_rows)
 KERNEL(silu_rows)
 KERNEL(softmax_rows)
+KERNEL(heads_rows)
 KERNEL(decode_attention_units)

@@ -13,7 +13,7 @@ import { cachedAttention, scaledDotProductAttention } from '../../layers/ops/att
 import { causalMask, unpaddedCausalMask } from '../../layers/ops/causal_mask';
 import { applyRotaryPosEmb, mropeCosSin, ropeInvFreq, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
-import { rotaryDecodeFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { qkvHeadsFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { Glm4vTextConfig, readGlm4vConfig } from './config';
 import { isIgnoredKey } from './weights';
 
@@ -69,34 +69,28 @@ export class Glm4vTextAttention extends Module {
       const [cos, sin] = rope;
       // The projections on [B*L, D] rows (Linear then folds nothing: each reshape is a kernel call on native TF).
       const x2 = tf.reshape(x, [B * L, D]);
-      // [B*L, n*Dh] -> [B, n, L, Dh] with RoPE applied. RoPE runs in the projection layout [B, L, n, Dh], then one
-      // transpose; with one token that transpose moves nothing, so the heads are laid out by a reshape and rotated
-      // there (cos, sin [B, 1, 1, Dh] broadcast over them the same way).
+      // [B*L, n*Dh] -> [B, n, L, Dh], rotated or not. RoPE runs in the projection layout [B, L, n, Dh], then one
+      // transpose; with one token that transpose moves nothing: a reshape lays out the heads (v's; q and k are
+      // rotated together below, cos, sin [B, 1, 1, Dh] broadcast over their heads the same way).
       const heads = (t: tf.Tensor, n: number, rotate: boolean): tf.Tensor4D => {
-        if (L === 1) {
-          const h = tf.reshape(t, [B, n, 1, this.Dh]);
-          return (rotate ? applyRotation(h, cos, sin, interleavedRotation(this.Dh, this.R)) : h) as tf.Tensor4D;
-        }
+        if (L === 1) return tf.reshape(t, [B, n, 1, this.Dh]) as tf.Tensor4D;
         const h = tf.reshape(t, [B, L, n, this.Dh]) as tf.Tensor4D;
         return tf.transpose(rotate ? applyRotaryPosEmb(h, cos, sin, this.R) : h, [0, 2, 1, 3]) as tf.Tensor4D;
       };
-      let qt: tf.Tensor4D, kt: tf.Tensor4D;
-      if (L === 1) {
+      let qt: tf.Tensor4D, kt: tf.Tensor4D, vt: tf.Tensor4D;
+      const [q, k, v] = [this.qProj.forward(x2), this.kProj.forward(x2), this.vProj.forward(x2)] as tf.Tensor2D[];
+      // at inference on the native CPU backend one op of the package's own, the same bits (lib/kernels/tf_fused.ts)
+      const fused = qkvHeadsFused(q!, k!, v!, cos, sin, this.R);
+      if (fused) [qt, kt, vt] = fused;
+      else if (L === 1) {
         // one token: the q and k heads side by side, [B, H + Hkv, 1, Dh], rotated by one applyRotation (each head's
         // values are those of its own rotation), then split: 5 kernels fewer than two rotations
-        const [q, k] = [this.qProj.forward(x2) as tf.Tensor2D, this.kProj.forward(x2) as tf.Tensor2D];
-        // on the native CPU backend one op of the package's own, the same bits (lib/kernels/tf_fused.ts)
-        const fused = rotaryDecodeFused(q, k, cos, sin, this.R);
-        if (fused) [qt, kt] = fused;
-        else {
-          const qk = tf.reshape(tf.concat([q, k], 1), [B, this.H + this.Hkv, 1, this.Dh]);
-          [qt, kt] = tf.split(applyRotation(qk, cos, sin, interleavedRotation(this.Dh, this.R)), [this.H, this.Hkv], 1) as [tf.Tensor4D, tf.Tensor4D];
-        }
+        const qk = tf.reshape(tf.concat([q!, k!], 1), [B, this.H + this.Hkv, 1, this.Dh]);
+        [qt, kt] = tf.split(applyRotation(qk, cos, sin, interleavedRotation(this.Dh, this.R)), [this.H, this.Hkv], 1) as [tf.Tensor4D, tf.Tensor4D];
+        vt = heads(v!, this.Hkv, false);
       } else {
-        qt = heads(this.qProj.forward(x2), this.H, true);
-        kt = heads(this.kProj.forward(x2), this.Hkv, true);
+        [qt, kt, vt] = [heads(q!, this.H, true), heads(k!, this.Hkv, true), heads(v!, this.Hkv, false)];
       }
-      const vt = heads(this.vProj.forward(x2), this.Hkv, false);
       const scale = this.Dh ** -0.5;
       // [B, L, H, Dh]; with a cache: keys [B, Hkv, S, Dh], values [B, Hkv, Dh, S]
       const out = cache ? cachedAttention(qt, cache.updateAndFetch(kt, vt), mask, scale) : scaledDotProductAttention(qt, kt, vt, mask, scale);

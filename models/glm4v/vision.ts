@@ -9,7 +9,8 @@ import { geluExact, siluMul } from '../../layers/ops/activations';
 import { gridSampleBicubic } from '../../layers/ops/grid_sample';
 import { ropeInvFreq } from '../../layers/ops/rotary';
 import { applyRotaryVision } from '../../layers/ops/vision_rotary';
-import { blockDiagonalAttention } from '../../layers/ops/block_diagonal_attention';
+import { blockDiagonalAttention, blockDiagonalAttentionHeads } from '../../layers/ops/block_diagonal_attention';
+import { visionHeadsFused } from '../../lib/kernels/tf_fused';
 import { Module, ModuleList, Parameter } from '../../lib/module';
 import type { Glm4vVisionConfig } from './config';
 import { cuSeqlens, visionPositionIds } from './rope_index';
@@ -194,9 +195,17 @@ export class Glm4vVisionAttention extends Module {
     return tf.tidy(() => {
       const [N, D] = x.shape;
       const [H, Dh] = [this.numHeads, this.headDim];
-      // rows [q | k | v], each head-contiguous; split as [N, D] blocks (wasm copies row by row: N rows, not N*H)
-      const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
-      const out = blockDiagonalAttention(applyRotaryVision(q!, cos, sin), applyRotaryVision(k!, cos, sin), v!, spans, Dh ** -0.5);
+      const qkv = this.qkv.forward(x) as tf.Tensor2D;
+      // at inference on the native CPU backend one op of the package's own lays out q * scale, k, v [H, N, Dh], q and
+      // k rotated, with the same bits (lib/kernels/tf_fused.ts)
+      const fused = visionHeadsFused(qkv, cos, sin, H, Dh ** -0.5);
+      let out: tf.Tensor3D;
+      if (fused) out = blockDiagonalAttentionHeads(...fused, spans);
+      else {
+        // rows [q | k | v], each head-contiguous; split as [N, D] blocks (wasm copies row by row: N rows, not N*H)
+        const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
+        out = blockDiagonalAttention(applyRotaryVision(q!, cos, sin), applyRotaryVision(k!, cos, sin), v!, spans, Dh ** -0.5);
+      }
       return this.proj.forward(tf.reshape(out, [N, D])) as tf.Tensor2D;
     });
   }

@@ -10,17 +10,19 @@
 //   the fused ops off) within float32 rounding, with and without a mask, a kv head's rows whole or in chunks;
 // - softmax(x + mask) must give the tfjs ops' values within float32 rounding, for each broadcast form of the mask
 //   the attention uses;
-// - a decode step's rotary update of q and k must give applyRotation's bits (the same float32 operations);
+// - the attention's q, k, v laid out heads first, q and k rotated (text and vision), must give the tfjs path's bits
+//   (the same float32 operations);
 // - the cache's in-place write must leave the buffer InplaceUpdate leaves.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, rotaryDecodeFused, softmaxFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, qkvHeadsFused, visionHeadsFused, softmaxFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
 import { kernelIsaForTests } from '../../lib/native/load';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
 import { cachedAttention } from '../../layers/ops/attention';
 import { mropeCosSin, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
+import { applyRotaryVision } from '../../layers/ops/vision_rotary';
 import { writePositions } from '../../lib/kernels/tf_inplace';
 import { AdamW } from '../../train/adamw';
 import { expectClose } from '../helpers/expect_close';
@@ -99,14 +101,19 @@ if (readStatus()?.ok) {
       tf.dispose([x, w4]);
     }));
 
-    it('Glm46vSiluMul: up * silu(gate) from gate_up\'s two halves, the tfjs ops\' values; an odd width is refused', () => onEachIsa((isa) => {
+    it('Glm46vSiluMul: up * silu(gate) from gate_up\'s two halves or from two tensors, the tfjs ops\' values; an odd width is refused', () => onEachIsa((isa) => {
       for (const shape of [[3, 10], [200, 2 * 700], [2, 1, 64]]) {
         const gu = tf.mul(rnd(shape, 21), 30); // past exp's range both ways: silu is 0 and x there
-        const want = tf.tidy(() => siluMul(...(tf.split(gu, 2, -1) as [tf.Tensor, tf.Tensor])));
-        const got = siluMulHalvesFused(gu)!;
-        expect(got.shape).to.deep.equal(want.shape);
-        expectClose(got, want, { atol: 1e-6, rtol: 1e-6, label: `${isa} siluMul ${JSON.stringify(shape)}` });
-        tf.dispose([gu, want, got]);
+        const [gate, up] = tf.split(gu, 2, -1);
+        setFusedOpsOffForTests(true); // the tfjs ops
+        const want = siluMul(gate!, up!);
+        setFusedOpsOffForTests(false);
+        for (const [form, got] of [['halves', siluMulHalvesFused(gu)!], ['pair', siluMulFused(gate!, up!)!]] as const) {
+          expect(got.shape).to.deep.equal(want.shape);
+          expectClose(got, want, { atol: 1e-6, rtol: 1e-6, label: `${isa} siluMul ${form} ${JSON.stringify(shape)}` });
+          got.dispose();
+        }
+        tf.dispose([gu, gate!, up!, want]);
       }
       const odd = rnd([2, 7], 22);
       expect(() => siluMulHalvesFused(odd)).to.throw(/Glm46vSiluMul: the last axis of gate_up must be even/);
@@ -174,27 +181,50 @@ if (readStatus()?.ok) {
     const bits = (t: tf.Tensor) => new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
     const firstDiff = (a: Uint32Array, b: Uint32Array) => a.findIndex((x, i) => x !== b[i]);
 
-    it('Glm46vRotaryDecode: applyRotation\'s bits for q and k heads, partial rotary dims passing through', () => {
-      for (const [B, Hq, Hk, Dh, R] of [[1, 4, 2, 8, 4], [2, 16, 4, 64, 32], [3, 2, 2, 6, 6]] as const) {
-        const q = rnd([B, Hq * Dh], 51) as tf.Tensor2D, k = rnd([B, Hk * Dh], 52) as tf.Tensor2D;
-        // the model's tables: M-RoPE angles of positions 0..B-1 (sections summing to R/2), padded to Dh
-        const pos = tf.tensor3d(Array.from({ length: 3 * B }, (_, i) => 100 * (i % B) + 37 * Math.floor(i / B)), [3, B, 1], 'int32');
+    it('Glm46vQkvHeads: the text attention\'s q, k, v heads first, q and k with applyRotation\'s bits', () => onEachIsa((isa) => {
+      // [B, L, Hq, Hk, Dh, R]: one token and a prompt; R off and on the 16-lane chunks, all of Dh or part
+      for (const [B, L, Hq, Hk, Dh, R] of [[1, 1, 4, 2, 8, 4], [2, 1, 16, 4, 64, 32], [2, 5, 4, 2, 64, 32], [1, 3, 2, 2, 6, 6]] as const) {
+        const q = rnd([B * L, Hq * Dh], 51) as tf.Tensor2D, k = rnd([B * L, Hk * Dh], 52) as tf.Tensor2D, v = rnd([B * L, Hk * Dh], 53) as tf.Tensor2D;
+        // the model's tables: M-RoPE angles of some positions (sections summing to R/2), padded to Dh
+        const pos = tf.tensor3d(Array.from({ length: 3 * B * L }, (_, i) => 100 * (i % (B * L)) + 37 * Math.floor(i / (B * L))), [3, B, L], 'int32');
         const section = [R / 2 - Math.floor(R / 4), Math.floor(R / 4), 0];
         const [c3, s3] = mropeCosSin(pos, tf.tensor1d(Array.from({ length: R / 2 }, (_, j) => 10000 ** (-2 * j / R))), section);
         const [cos, sin] = rotaryTables(c3, s3, Dh);
-        const want = tf.tidy(() => {
-          const qk = tf.reshape(tf.concat([q, k], 1), [B, Hq + Hk, 1, Dh]);
-          return tf.split(applyRotation(qk, cos, sin, interleavedRotation(Dh, R)), [Hq, Hk], 1);
-        });
-        const got = rotaryDecodeFused(q, k, cos, sin, R)!;
-        for (const i of [0, 1]) {
+        // the tfjs path: rotate in the projection layout, then heads first
+        const want = tf.tidy(() => [[q, Hq, true], [k, Hk, true], [v, Hk, false]].map(([x, n, rotate]) => {
+          const h = tf.reshape(x as tf.Tensor, [B, L, n as number, Dh]);
+          return tf.transpose(rotate ? applyRotation(h, cos, sin, interleavedRotation(Dh, R)) : h, [0, 2, 1, 3]);
+        }));
+        const got = qkvHeadsFused(q, k, v, cos, sin, R)!;
+        for (const i of [0, 1, 2]) {
           expect(got[i]!.shape).to.deep.equal(want[i]!.shape);
           const at = firstDiff(bits(got[i]!), bits(want[i]!));
-          expect(at, `[B ${B}, Dh ${Dh}, R ${R}] ${i ? 'k' : 'q'}: first differing element ${at}`).to.equal(-1);
+          expect(at, `${isa} [B ${B}, L ${L}, Dh ${Dh}, R ${R}] ${'qkv'[i]}: first differing element ${at}`).to.equal(-1);
         }
-        tf.dispose([q, k, pos, c3, s3, cos, sin, ...want, ...got]);
+        tf.dispose([q, k, v, pos, c3, s3, cos, sin, ...want, ...got]);
       }
-    });
+    }));
+
+    it('Glm46vVisionHeads: the vision attention\'s q * scale, k, v heads first with the tfjs path\'s bits', () => onEachIsa((isa) => {
+      for (const [N, H, Dh] of [[7, 2, 8], [20, 3, 64], [5, 2, 6]] as const) {
+        const qkv = rnd([N, 3 * H * Dh], 54) as tf.Tensor2D;
+        const angles = tf.mul(rnd([N, Dh], 55), 10);
+        const [cos, sin] = [tf.cos(angles), tf.sin(angles)] as tf.Tensor2D[];
+        const scale = Dh ** -0.5;
+        const want = tf.tidy(() => {
+          const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.reshape(t, [N, H, Dh]) as tf.Tensor3D);
+          const first = (x: tf.Tensor) => tf.transpose(x, [1, 0, 2]);
+          return [tf.mul(first(applyRotaryVision(q!, cos!, sin!)), scale), first(applyRotaryVision(k!, cos!, sin!)), first(v!)];
+        });
+        const got = visionHeadsFused(qkv, cos!, sin!, H, scale)!;
+        for (const i of [0, 1, 2]) {
+          expect(got[i]!.shape).to.deep.equal([H, N, Dh]);
+          const at = firstDiff(bits(got[i]!), bits(want[i]!));
+          expect(at, `${isa} [N ${N}, H ${H}, Dh ${Dh}] ${'qkv'[i]}: first differing element ${at}`).to.equal(-1);
+        }
+        tf.dispose([qkv, angles, cos!, sin!, ...want, ...got]);
+      }
+    }));
 
     it('Glm46vWritePositions: InplaceUpdate\'s buffer; positions past the buffer are refused', () => {
       const x = rnd([2, 3, 2, 5], 61) as tf.Tensor4D;
