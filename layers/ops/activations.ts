@@ -1,6 +1,6 @@
 // Activations used by GLM-V: SiLU everywhere, exact (erf) GELU after the merger LayerNorm.
 import * as tf from '@tensorflow/tfjs';
-import { siluMulFused } from '../../lib/kernels/tf_fused';
+import { siluMulFused, siluMulGradFused } from '../../lib/kernels/tf_fused';
 
 /** x * sigmoid(x), as torch.nn.functional.silu */
 function silu_(x: tf.Tensor): tf.Tensor {
@@ -24,6 +24,9 @@ function siluMul_(gate: tf.Tensor, up: tf.Tensor): tf.Tensor {
       // tidy: the engine keeps whatever a gradient function leaves behind until the whole backward pass ends
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [gs, us] = saved as [tf.Tensor, tf.Tensor];
+        // on the native CPU backend the same steps as one op of the package's own, within float32 rounding
+        const fused = siluMulGradFused(gs, us, dy);
+        if (fused) return fused;
         // the products and sums of autodiff through mul(up, mul(gate, sigmoid(gate))), so training is unchanged
         const s = tf.sigmoid(gs);
         const dsilu = tf.mul(dy, us);

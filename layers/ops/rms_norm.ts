@@ -1,6 +1,6 @@
 // RMSNorm as Glm4vRMSNorm: x * rsqrt(mean(x^2, -1) + eps) * weight (statistics in float32).
 import * as tf from '@tensorflow/tfjs';
-import { rmsNormFused } from '../../lib/kernels/tf_fused';
+import { rmsNormFused, rmsNormGradFused } from '../../lib/kernels/tf_fused';
 
 /** The forward, the same ops in the same order as HF's. */
 function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
@@ -13,7 +13,8 @@ function normalize(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
  * The gradient is written out so that a backward pass keeps only x and weight (autodiff would keep x², the mean,
  * the rsqrt and the normalised x until the end of the backward pass). It recomputes the statistics and then takes
  * the steps tfjs's own gradients of mul / rsqrt / add / mean / square take, in their order: the same numbers as
- * autodiff, so training trajectories do not move.
+ * autodiff, so training trajectories do not move (on the native CPU backend one fused op takes the same steps, its
+ * sums in double: within float32 rounding of them).
  */
 function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
   // Nothing records gradients (inference): the same forward without customGrad's scope, saves and bookkeeping; on
@@ -28,6 +29,9 @@ function rmsNorm_(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
       value: normalize(xx, w, eps),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [xs, ws] = saved as [tf.Tensor, tf.Tensor];
+        // on the native CPU backend the same steps as one op of the package's own, within float32 rounding
+        const fused = rmsNormGradFused(xs, ws, dy, eps);
+        if (fused) return fused;
         const last = xs.rank - 1, D = xs.shape[last]!;
         const s = tf.add(tf.mean(tf.square(xs), -1, true), eps);
         const r = tf.rsqrt(s);

@@ -3,7 +3,9 @@
 // - AdamW's update of one parameter, written into the parameter and both moments in place: the same float32
 //   operations in the same order as train/adamw.ts's tfjs path, so the same bits (680-700 ms a step for the benchmark
 //   model there, 180 ms here, against torch's 313 ms);
-// - RMSNorm's forward at inference (6 ops in one, the sum of squares in double);
+// - RMSNorm's forward at inference (6 ops in one, the sum of squares in double), and its written-out backward in
+//   training (15 in one);
+// - the SwiGLU product's backward in training (10 ops in one);
 // - the MLPs' up * silu(gate) at inference, straight from the text gate_up_proj's output (SplitV, Sigmoid, Mul, Mul)
 //   or from the vision tower's two projections (Sigmoid, Mul, Mul);
 // - a Linear's product for the few rows of a decode step at inference, bias included (MatMul, Add), streaming the
@@ -51,12 +53,30 @@ export function canAdamwInPlace(): boolean {
 /** x [..., D], weight [D], eps -> x * rsqrt(mean(x², -1) + eps) * weight as one op; undefined where it does not run. */
 export function rmsNormFused(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor | undefined {
   if (x.dtype !== 'float32' || !inference() || !ready()) return undefined;
-  const be = nodeBackend(), e = tf.scalar(eps);
-  try {
-    return be.createOutputTensor(be.binding.executeOp('Glm46vRmsNorm', [], be.getInputTensorIds([x, weight, e]), 1)[0]!);
-  } finally {
-    e.dispose();
-  }
+  const be = nodeBackend();
+  return be.createOutputTensor(withVector(be, [eps], (e) => be.binding.executeOp('Glm46vRmsNorm', [], [...be.getInputTensorIds([x, weight]), e], 1)[0]!, 'float32'));
+}
+
+/**
+ * RMSNorm's written-out backward (layers/ops/rms_norm.ts) as one op: x, dy [..., D], weight [D] -> [dx through
+ * x * r, dx through square(x), dweight], within float32 rounding of the tfjs ops; undefined where it does not run.
+ */
+export function rmsNormGradFused(x: tf.Tensor, weight: tf.Tensor, dy: tf.Tensor, eps: number): [tf.Tensor, tf.Tensor, tf.Tensor] | undefined {
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || !ready()) return undefined;
+  const be = nodeBackend();
+  const out = withVector(be, [eps], (e) => be.binding.executeOp('Glm46vRmsNormGrad', [], [...be.getInputTensorIds([x, weight, dy]), e], 3), 'float32');
+  return out.map((t) => be.createOutputTensor(t)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * The written-out backward of up * silu(gate) (layers/ops/activations.ts) as one op: gate, up, dy -> [dgate, dup],
+ * within float32 rounding of the tfjs ops; undefined where it does not run.
+ */
+export function siluMulGradFused(gate: tf.Tensor, up: tf.Tensor, dy: tf.Tensor): [tf.Tensor, tf.Tensor] | undefined {
+  if (gate.dtype !== 'float32' || up.dtype !== 'float32' || dy.dtype !== 'float32' || !ready()) return undefined;
+  const be = nodeBackend();
+  const out = be.binding.executeOp('Glm46vSiluMulGrad', [], be.getInputTensorIds([gate, up, dy]), 2);
+  return out.map((t) => be.createOutputTensor(t)) as [tf.Tensor, tf.Tensor];
 }
 
 /**

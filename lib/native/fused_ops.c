@@ -11,9 +11,15 @@
 // results are the same bits). 14 eager ops a parameter there: 680-700 ms a step for the benchmark model's 140.7 M
 // parameters, against torch's 313 ms of in-place passes; one pass here.
 //
-// Glm46vRmsNorm(x: float [..., D], weight: float [D], eps: float scalar) -> float [..., D]:
+// Glm46vRmsNorm(x: float [..., D], weight: float [D], eps: float [1]) -> float [..., D]:
 //   y = (x * rsqrt(mean(x^2) + eps)) * weight, the row's sum of squares in double. One op for 6 eager ones (Square,
 //   Mean, Add, Rsqrt, Mul, Mul), at inference (layers/ops/rms_norm.ts).
+//
+// Glm46vRmsNormGrad(x: float [..., D], weight: float [D], dy: float [..., D], eps: float [1]) -> dx through x * r,
+//   dx through square(x) [..., D], dweight [D]: RMSNorm's written-out backward (layers/ops/rms_norm.ts) in one op
+//   for its 15 (the row sums and dweight's column sums in double). Glm46vSiluMulGrad(gate, up, dy) -> dgate, dup:
+//   the SwiGLU product's written-out backward (layers/ops/activations.ts) in one op for its 10. Within float32
+//   rounding of those ops, so the written-gradient spec, which compares them with autodiff bit for bit, turns them off.
 //
 // Glm46vSoftmax(x: float [..., S]) and Glm46vMaskedSoftmax(x, mask: float, broadcast to x) -> float [..., S]:
 //   softmax(x + mask) along the last axis, written over x's buffer where nothing else holds it. One op for Add and
@@ -32,7 +38,7 @@
 // Glm46vDecodeAttention(q: float [B, H, L, Dh], keys, values: float [B, Hkv, C, Dh], params: float [2] = {scale,
 //   length}) -> float [B, L, H, Dh], and Glm46vDecodeAttentionMasked(..., mask: float [1 or B, 1, L, length]):
 //   softmax(q * scale kᵀ + mask) v over the first `length` positions of lib/kv_cache.ts's preallocated cache, for a
-//   decode step's few queries (layers/ops/attention.ts), in decode_attention.c. One op for Mul, two BatchMatMulV2,
+//   decode step's few queries (layers/ops/attention.ts), in decode_attention.inc. One op for Mul, two BatchMatMulV2,
 //   Add, Softmax and the reshapes between them, and it reads `length` positions where they read all C.
 //
 // Glm46vQkvHeads(q: float [B * L, Hq * Dh], k, v: float [B * L, Hk * Dh], cos, sin: float [B, L, 1, Dh], rotary_dim:
@@ -51,7 +57,8 @@
 //   at positions at..at+L-1, in place (lib/kernels/tf_inplace.ts, the preallocated KV cache). One op for two
 //   reshapes, a row-index tensor and InplaceUpdate.
 //
-// They run on a pool of threads of their own (parallel.c).
+// The vectorised kernels are in rows.inc, decode_attention.inc (kernels.h) and gemv.c; they run on a pool of threads of
+// the package's own (parallel.c).
 //
 // The TensorFlow functions are looked up with dlsym: the addon links nothing of TensorFlow.
 #include <dlfcn.h>
@@ -128,6 +135,10 @@ static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
 static const char* const RMS_NAMES[3] = {"x: float", "weight: float", "eps: float"};
 static const char* const SILU_NAMES[1] = {"gate_up: float"};
 static const char* const SILU2_NAMES[2] = {"gate: float", "up: float"};
+static const char* const RMS_GRAD_NAMES[4] = {"x: float", "weight: float", "dy: float", "eps: float"};
+static const char* const RMS_GRAD_OUTPUTS[3] = {"dx_scaled: float", "dx_squared: float", "dweight: float"};
+static const char* const SILU_GRAD_NAMES[3] = {"gate: float", "up: float", "dy: float"};
+static const char* const SILU_GRAD_OUTPUTS[2] = {"dgate: float", "dup: float"};
 static const char* const SOFTMAX_NAMES[2] = {"x: float", "mask: float"};  // unmasked: the first
 static const char* const ATTENTION_NAMES[5] = {"q: float", "keys: float", "values: float", "params: float", "mask: float"};  // unmasked: the first 4
 static const char* const QKV_NAMES[6] = {"q: float", "k: float", "v: float", "cos: float", "sin: float", "rotary_dim: float"};
@@ -506,6 +517,72 @@ static void softmax_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
+static void rms_grad_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[4] = {0}, *out[3] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t dims[8], dyd[8], n = 1;
+  const int rank = input_dims(ctx, 0, dims, status);
+  bool fits = rank >= 1 && input_dims(ctx, 2, dyd, status) == rank;
+  for (int k = 0; k < rank; k++) n *= dims[k], fits = fits && dyd[k] == dims[k];
+  const int64_t D = fits ? dims[rank - 1] : 0, counts[4] = {n, D, n, 1};
+  float* r = NULL;
+  if (!fits || D < 1) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vRmsNormGrad: x and dy [..., D] of one shape, weight [D] and eps expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else if (get_inputs(ctx, "Glm46vRmsNormGrad", 4, counts, in, status)) {
+    for (int o = 0; o < 3 && tf.GetCode(status) == TF_OK; o++)
+      out[o] = tf.AllocateOutput(ctx, o, TF_FLOAT, o < 2 ? dims : &dims[rank - 1], o < 2 ? rank : 1, (size_t)(o < 2 ? n : D) * sizeof(float), status);
+    const int64_t rows = n / D;
+    if (tf.GetCode(status) == TF_OK && !(r = malloc((size_t)(rows > 0 ? rows : 1) * sizeof(float))))
+      tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vRmsNormGrad: out of memory");
+    if (tf.GetCode(status) == TF_OK) {
+      const struct rms_grad_args a = {(const float*)tf.TensorData(in[0]), (const float*)tf.TensorData(in[1]), (const float*)tf.TensorData(in[2]),
+                                      (float*)tf.TensorData(out[0]), (float*)tf.TensorData(out[1]), (float*)tf.TensorData(out[2]), r,
+                                      *(const float*)tf.TensorData(in[3]), rows, D};
+      parallel_for(rows, (1 << 15) / D + 1, rms_grad_rows, &a);
+      parallel_for((D + 15) / 16, 1, rms_grad_cols, &a);
+    } else {
+      tf.OpKernelContext_Failure(ctx, status);
+    }
+  }
+  free(r);
+  for (int o = 0; o < 3; o++) if (out[o]) tf.DeleteTensor(out[o]);
+  for (int k = 0; k < 4; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
+static void silu_grad_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor *in[3] = {0}, *out[2] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t dims[8], other[8], n = 1;
+  const int rank = input_dims(ctx, 0, dims, status);
+  bool fits = rank >= 0;
+  for (int k = 1; k < 3 && fits; k++) {
+    fits = input_dims(ctx, k, other, status) == rank;
+    for (int d = 0; fits && d < rank; d++) fits = other[d] == dims[d];
+  }
+  for (int k = 0; k < rank; k++) n *= dims[k];
+  const int64_t counts[3] = {n, n, n};
+  if (!fits) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vSiluMulGrad: gate, up and dy must have one shape (of at most 8 dims)");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else if (get_inputs(ctx, "Glm46vSiluMulGrad", 3, counts, in, status)) {
+    for (int o = 0; o < 2 && tf.GetCode(status) == TF_OK; o++) out[o] = tf.AllocateOutput(ctx, o, TF_FLOAT, dims, rank, (size_t)n * sizeof(float), status);
+    if (tf.GetCode(status) == TF_OK) {
+      const struct silu_grad_args a = {(const float*)tf.TensorData(in[0]), (const float*)tf.TensorData(in[1]), (const float*)tf.TensorData(in[2]),
+                                       (float*)tf.TensorData(out[0]), (float*)tf.TensorData(out[1]), n};
+      parallel_for((n + 15) / 16, 1 << 11, silu_grad_rows, &a);
+    } else {
+      tf.OpKernelContext_Failure(ctx, status);
+    }
+  }
+  for (int o = 0; o < 2; o++) if (out[o]) tf.DeleteTensor(out[o]);
+  for (int k = 0; k < 3; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
 static void* no_state(TF_OpKernelConstruction* ctx) {
   (void)ctx;
   return NULL;
@@ -531,6 +608,35 @@ static bool register_op(const char* name, const char* const* inputs, int n_in, c
   return ok;
 }
 
+// The ops, in the order they are registered. AdamW and WritePositions write their inputs: stateful, so never pruned,
+// merged or cached.
+static const struct op_spec {
+  const char* name;
+  const char* const* inputs;
+  int n_in;
+  const char* const* outputs;
+  int n_out;
+  bool stateful;
+  void (*compute)(void*, TF_OpKernelContext*);
+} OPS[] = {
+    {"Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, 0, true, adamw_compute},
+    {"Glm46vRmsNorm", RMS_NAMES, 3, Y, 1, false, rms_compute},
+    {"Glm46vRmsNormGrad", RMS_GRAD_NAMES, 4, RMS_GRAD_OUTPUTS, 3, false, rms_grad_compute},
+    {"Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute},
+    {"Glm46vSiluMulPair", SILU2_NAMES, 2, Y, 1, false, silu_compute},
+    {"Glm46vSiluMulGrad", SILU_GRAD_NAMES, 3, SILU_GRAD_OUTPUTS, 2, false, silu_grad_compute},
+    {"Glm46vSoftmax", SOFTMAX_NAMES, 1, Y, 1, false, softmax_compute},
+    {"Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, Y, 1, false, softmax_compute},
+    {"Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute},
+    {"Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute},
+    {"Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute},
+    {"Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, OUT, 1, false, attention_compute},
+    {"Glm46vQkvHeads", QKV_NAMES, 6, QKV_OUTPUTS, 3, false, qkv_heads_compute},
+    {"Glm46vVisionHeads", VISION_QKV_NAMES, 4, QKV_OUTPUTS, 3, false, vision_heads_compute},
+    {"Glm46vWritePositions", WRITE_NAMES, 3, NULL, 0, true, write_compute},
+};
+enum { N_OPS = sizeof OPS / sizeof OPS[0] };
+
 // registerFusedOps(): registers the ops and their CPU kernels with the loaded TensorFlow, once; returns null, or why not.
 static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
   (void)info;
@@ -541,24 +647,27 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
     done = true;
     const char* missing = resolve();
     if (missing) snprintf(error, sizeof error, "TensorFlow has no %s", missing);
-    // AdamW and WritePositions write their inputs: stateful, so never pruned, merged or cached
-    else if (register_op("Glm46vAdamW", ADAMW_NAMES, ADAMW_INPUTS, NULL, 0, true, adamw_compute, error, sizeof error) &&
-             register_op("Glm46vRmsNorm", RMS_NAMES, 3, Y, 1, false, rms_compute, error, sizeof error) &&
-             register_op("Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute, error, sizeof error) &&
-             register_op("Glm46vSiluMulPair", SILU2_NAMES, 2, Y, 1, false, silu_compute, error, sizeof error) &&
-             register_op("Glm46vSoftmax", SOFTMAX_NAMES, 1, Y, 1, false, softmax_compute, error, sizeof error) &&
-             register_op("Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, Y, 1, false, softmax_compute, error, sizeof error) &&
-             register_op("Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute, error, sizeof error) &&
-             register_op("Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute, error, sizeof error) &&
-             register_op("Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute, error, sizeof error) &&
-             register_op("Glm46vDecodeAttentionMasked", ATTENTION_NAMES, 5, OUT, 1, false, attention_compute, error, sizeof error) &&
-             register_op("Glm46vQkvHeads", QKV_NAMES, 6, QKV_OUTPUTS, 3, false, qkv_heads_compute, error, sizeof error) &&
-             register_op("Glm46vVisionHeads", VISION_QKV_NAMES, 4, QKV_OUTPUTS, 3, false, vision_heads_compute, error, sizeof error))
-      register_op("Glm46vWritePositions", WRITE_NAMES, 3, NULL, 0, true, write_compute, error, sizeof error);
+    for (int k = 0; !missing && k < N_OPS; k++) {
+      const struct op_spec* o = &OPS[k];
+      if (!register_op(o->name, o->inputs, o->n_in, o->outputs, o->n_out, o->stateful, o->compute, error, sizeof error)) break;
+    }
   }
   if (error[0]) napi_create_string_utf8(env, error, NAPI_AUTO_LENGTH, &result);
   else napi_get_null(env, &result);
   return result;
+}
+
+// fusedOps(): the names of the ops this build registers (the package checks that it has every op it calls: a build
+// older than the package's sources has fewer).
+static napi_value FusedOps(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value list, name;
+  napi_create_array_with_length(env, N_OPS, &list);
+  for (int k = 0; k < N_OPS; k++) {
+    napi_create_string_utf8(env, OPS[k].name, NAPI_AUTO_LENGTH, &name);
+    napi_set_element(env, list, k, name);
+  }
+  return list;
 }
 
 // kernelsVectorized(): whether the kernels have a vector path on this CPU (without one, TensorFlow's MatMul is faster
@@ -583,10 +692,11 @@ static napi_value KernelIsa(napi_env env, napi_callback_info info) {
 }
 
 napi_value fused_ops_init(napi_env env, napi_value exports) {
-  const napi_property_descriptor props[3] = {
+  const napi_property_descriptor props[4] = {
       {"registerFusedOps", NULL, RegisterFusedOps, NULL, NULL, NULL, napi_default, NULL},
+      {"fusedOps", NULL, FusedOps, NULL, NULL, NULL, napi_default, NULL},
       {"kernelsVectorized", NULL, KernelsVectorized, NULL, NULL, NULL, napi_default, NULL},
       {"kernelIsa", NULL, KernelIsa, NULL, NULL, NULL, napi_default, NULL}};
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 4, props);
   return exports;
 }

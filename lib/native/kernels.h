@@ -27,6 +27,31 @@ struct rms_args {
 // y = (x * rsqrt(mean(x^2) + eps)) * w on rows [from, to) of D.
 void rms_rows(const void* args, int64_t from, int64_t to);
 
+struct rms_grad_args {
+  const float *x, *w, *dy;
+  float *dx1, *dx2, *dw;  // dx through x * r and through square(x); dw [D]
+  float* r;               // [rows]: rsqrt(mean(x^2) + eps), written by rms_grad_rows for rms_grad_cols
+  float eps;
+  int64_t rows, D;
+};
+
+// RMSNorm's backward on rows [from, to): r, dx1 = (dy * w) * r, dx2 = (ds / D) * (x * 2) with
+// ds = -(sum((dy * w) * x) / (s^1.5 * 2)), as layers/ops/rms_norm.ts writes it out.
+void rms_grad_rows(const void* args, int64_t from, int64_t to);
+
+// Then dw on columns [from, to): the sum over rows of dy * (x * r), in double.
+void rms_grad_cols(const void* args, int64_t from, int64_t to);
+
+struct silu_grad_args {
+  const float *gate, *up, *dy;
+  float *dgate, *dup;
+  int64_t n;
+};
+
+// The backward of up * silu(gate) on the elements of blocks [from, to) of 16 (the last may be short): with s = sigmoid(gate) and dsilu = dy * up,
+// dgate = dsilu * s + (dsilu * gate) * (s * (1 - s)), dup = dy * (gate * s), as layers/ops/activations.ts writes it.
+void silu_grad_rows(const void* args, int64_t from, int64_t to);
+
 struct silu_args {
   const float *gate, *up;  // row r of each at r * stride
   float* y;                // [rows, I]

@@ -14,6 +14,7 @@ interface QuietAddon {
   hugePageMark?(): void;
   hugePageAdvise?(minBytes: number): number;
   registerFusedOps?(): string | null;
+  fusedOps?(): string[];
   kernelsVectorized?(): boolean;
   kernelIsa?(name?: string): string;
 }
@@ -138,6 +139,11 @@ export function loadNativeBackend(): NativeLoad {
 
 let fusedOpsError: string | null | undefined; // null: registered
 
+/** The ops lib/kernels/tf_fused.ts runs (lib/native/fused_ops.c registers them). */
+export const FUSED_OPS = ['Glm46vAdamW', 'Glm46vRmsNorm', 'Glm46vRmsNormGrad', 'Glm46vSiluMul', 'Glm46vSiluMulPair', 'Glm46vSiluMulGrad', 'Glm46vSoftmax',
+  'Glm46vMaskedSoftmax', 'Glm46vLinear', 'Glm46vLinearNoBias', 'Glm46vDecodeAttention', 'Glm46vDecodeAttentionMasked', 'Glm46vQkvHeads',
+  'Glm46vVisionHeads', 'Glm46vWritePositions'];
+
 /**
  * Whether the package's own TensorFlow ops (lib/native/fused_ops.c) can run: registered once with the
  * loaded TensorFlow, on the CPU. Their kernels are CPU kernels that write their inputs in place: on a GPU TensorFlow
@@ -146,8 +152,9 @@ let fusedOpsError: string | null | undefined; // null: registered
 export function fusedOpsReady(): boolean {
   if (!loaded?.ok || nativeUsesGpu()) return false;
   if (fusedOpsError === undefined) {
-    const addon = quietAddon();
-    fusedOpsError = addon?.registerFusedOps ? addon.registerFusedOps() : 'the addon predates them';
+    const addon = quietAddon(), built = addon?.fusedOps?.() ?? [];
+    const lacking = FUSED_OPS.filter((op) => !built.includes(op));
+    fusedOpsError = !addon ? 'no addon' : lacking.length ? `the addon predates ${lacking.join(', ')}: run 'npx glm46v setup'` : addon.registerFusedOps!();
   }
   return fusedOpsError === null;
 }

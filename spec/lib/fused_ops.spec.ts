@@ -2,7 +2,8 @@
 // - AdamW's update, one in-place op per parameter, must give the same bits as the tfjs ops it replaces (the path the
 //   wasm suite and the torch reference in adamw.spec.ts check), over several steps, with and without weight decay, on
 //   one thread's span and on several;
-// - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding;
+// - RMSNorm and the MLP's SiLU·mul at inference must give the tfjs ops' values within float32 rounding, and so must
+//   their backwards (the gradients autodiff takes through the written-out ones);
 // - the one-token product (lib/native/gemv.c) must give TensorFlow's MatMul (+ Add) within float32 rounding on each
 //   path this CPU has, for widths that are and are not multiples of its vector and block sizes;
 // (each op with a vectorised kernel is checked on every instruction set this CPU has: AVX-512, AVX2 + FMA, baseline)
@@ -15,10 +16,13 @@
 // - the cache's in-place write must leave the buffer InplaceUpdate leaves.
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
-import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, qkvHeadsFused, visionHeadsFused, softmaxFused, writePositionsFused, rmsNormFused, setFusedOpsOffForTests, siluMulFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
-import { kernelIsaForTests } from '../../lib/native/load';
+import { DECODE_ROWS, canAdamwInPlace, decodeAttentionFused, linearFused, qkvHeadsFused, visionHeadsFused, softmaxFused, writePositionsFused, rmsNormFused, rmsNormGradFused, setFusedOpsOffForTests, siluMulFused, siluMulGradFused, siluMulHalvesFused } from '../../lib/kernels/tf_fused';
+import { FUSED_OPS, kernelIsaForTests } from '../../lib/native/load';
+import * as fs from 'fs';
+import * as path from 'path';
 import { readStatus } from '../../lib/native/paths';
 import { siluMul } from '../../layers/ops/activations';
+import { rmsNorm } from '../../layers/ops/rms_norm';
 import { cachedAttention } from '../../layers/ops/attention';
 import { mropeCosSin, rotaryTables } from '../../layers/ops/rotary';
 import { applyRotation, interleavedRotation } from '../../layers/ops/rotation';
@@ -72,6 +76,16 @@ if (readStatus()?.ok) {
 
     const rnd = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
 
+    it('the package checks for every op it calls, and the addon built from these sources registers each', () => {
+      // an addon built from older sources lacks ops: the package must then turn the fused ops off, not call them
+      const source = fs.readFileSync(path.join(__dirname, '../../lib/kernels/tf_fused.ts'), 'utf8');
+      const called = [...new Set([...source.matchAll(/'(Glm46v\w+)'/g)].map((m) => m[1]!))].sort();
+      expect(called.length).to.be.greaterThan(10);
+      expect([...FUSED_OPS].sort()).to.deep.equal(called);
+      expect(canAdamwInPlace(), 'registered').to.equal(true);
+    });
+
+
     /** fn(isa) with the kernels on each instruction set this CPU has, the best one restored after. */
     function onEachIsa(fn: (isa: string) => void): void {
       const sets = ['base', 'avx2', 'avx512'], best = kernelIsaForTests()!;
@@ -118,6 +132,36 @@ if (readStatus()?.ok) {
       const odd = rnd([2, 7], 22);
       expect(() => siluMulHalvesFused(odd)).to.throw(/Glm46vSiluMul: the last axis of gate_up must be even/);
       odd.dispose();
+    }));
+
+    it('Glm46vRmsNormGrad, Glm46vSiluMulGrad: the gradients of the tfjs ops through the written-out backwards', () => onEachIsa((isa) => {
+      /** d sum(f(a, b) * dy) / d(a, b) with the tfjs ops */
+      const tfjsGrads = (f: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, a: tf.Tensor, b: tf.Tensor, dy: tf.Tensor) => {
+        setFusedOpsOffForTests(true);
+        try {
+          return tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.mul(f(u, v), dy)))([a, b]);
+        } finally {
+          setFusedOpsOffForTests(false);
+        }
+      };
+      for (const shape of [[2, 3, 64], [300, 512], [4, 37]]) {
+        const x = rnd(shape, 81), w = rnd([shape.at(-1)!], 82), dy = rnd(shape, 83);
+        const [dxWant, dwWant] = tfjsGrads((u, v) => rmsNorm(u, v, 1e-5), x, w, dy);
+        const [dx1, dx2, dw] = rmsNormGradFused(x, w, dy, 1e-5)!;
+        const dx = tf.add(dx1, dx2);
+        expectClose(dx, dxWant!, { atol: 1e-5, rtol: 1e-5, label: `${isa} rmsNorm dx ${JSON.stringify(shape)}` });
+        // dweight sums over the rows: float32 rounding of about sqrt(rows) terms
+        expectClose(dw, dwWant!, { atol: 1e-4, rtol: 1e-5, label: `${isa} rmsNorm dweight ${JSON.stringify(shape)}` });
+        tf.dispose([x, w, dy, dxWant!, dwWant!, dx1, dx2, dw, dx]);
+      }
+      for (const shape of [[3, 10], [200, 700], [2, 1, 37]]) {
+        const gate = tf.mul(rnd(shape, 84), 30), up = rnd(shape, 85), dy = rnd(shape, 86);
+        const [dgWant, duWant] = tfjsGrads((g, u) => siluMul(g, u), gate, up, dy);
+        const [dg, du] = siluMulGradFused(gate, up, dy)!;
+        expectClose(dg, dgWant!, { atol: 1e-6, rtol: 1e-5, label: `${isa} siluMul dgate ${JSON.stringify(shape)}` });
+        expectClose(du, duWant!, { atol: 1e-6, rtol: 1e-5, label: `${isa} siluMul dup ${JSON.stringify(shape)}` });
+        tf.dispose([gate, up, dy, dgWant!, duWant!, dg, du]);
+      }
     }));
 
     it('Glm46vLinear: TensorFlow\'s MatMul (+ bias) on every path this CPU has; more rows or a wrong shape are refused', () => {
