@@ -1,9 +1,12 @@
-// bfloat16 checkpoint bytes -> a float32 tensor on the native backend, converted by TensorFlow (Bitcast + Cast, exact:
-// bf16 -> f32 only appends 16 zero bits) instead of in JavaScript: the host then holds the raw bytes only, not a
-// float32 copy per tensor, and the cast runs on TensorFlow's threads. A load of the benchmark model spent ~75% of
-// its time in the JavaScript loop (docs/benchmark.md).
+// bfloat16 checkpoint bytes -> a float32 tensor on the native backend, converted natively (exact: bf16 -> f32 only
+// appends 16 zero bits) instead of in JavaScript: the host then holds the raw bytes only, not a float32 copy per
+// tensor, and the conversion runs on native threads. A load of the benchmark model spent ~75% of its time in the
+// JavaScript loop (docs/benchmark.md). On the CPU the package's own op (lib/native/fused_ops.c: Glm46vBf16Rows)
+// widens each chunk straight into the weight's buffer; elsewhere (tfjs-node-gpu) TensorFlow's Bitcast, Cast and
+// InplaceUpdate do it in three passes.
 import * as tf from '@tensorflow/tfjs';
 import { hugePages } from '../native/load';
+import { canWriteBf16Rows } from './tf_fused';
 import { NodeBackend, TfTensorMeta, boolAttr, nodeBackend, reshapeView, typeAttr as type, withVector } from './tf_binding';
 
 const TF_BFLOAT16 = 14; // TF_DataType
@@ -17,45 +20,64 @@ export const CHUNK_BYTES = 16 << 20;
  * many of the tensor's bytes (little-endian, as safetensors stores them); the caller may reuse them after each call.
  *
  * Up to CHUNK_BYTES the bytes go to TensorFlow whole. A larger matrix is made with `Empty` and filled chunk of rows
- * by chunk of rows, each converted and written with `InplaceUpdate`, which writes into its input's buffer
- * (inplace_ops.cc: "This creates an alias intentionally"; nothing else holds that tensor yet). A load then needs one
- * chunk beside the float32 weights, not the whole tensor's bytes twice more (the host's read and TensorFlow's copy
- * of it): GLM-4.6V-Flash's embedding and lm_head are 1.2 GB of bf16 each.
+ * by chunk of rows, each written in place (see `filled`). A load then needs one chunk beside the float32 weights, not
+ * the whole tensor's bytes twice more (the host's read and TensorFlow's copy of it): GLM-4.6V-Flash's embedding and
+ * lm_head are 1.2 GB of bf16 each.
  */
 export function tfBf16Tensor(shape: number[], read: (offset: number, length: number) => Uint8Array, chunkBytes = CHUNK_BYTES): tf.Tensor | undefined {
   const n = shape.reduce((a, b) => a * b, 1);
   if (tf.getBackend() !== 'tensorflow' || n % 2 !== 0 || n === 0) return undefined;
-  const be = nodeBackend();
+  const be = nodeBackend(), fused = canWriteBf16Rows();
   const rows = shape.length >= 2 ? shape[0]! : 1, cols = n / rows;
   const per = rowsPerChunk(rows, cols, chunkBytes);
   if (per === undefined) {
     const bytes = read(0, 2 * n);
-    return bytes.byteOffset % 4 === 0 ? be.createOutputTensor(reshape(be, toFloat32(be, bytes), shape)) : undefined;
+    if (bytes.byteOffset % 4 !== 0) return undefined;
+    return fused ? filled(be, 1, n, shape, chunkBytes, () => bytes) : be.createOutputTensor(reshape(be, toFloat32(be, bytes), shape));
   }
-  // Viewed as [chunks, per * cols], so that each chunk is one row of InplaceUpdate: the kernel copies row by row, each
-  // row spread over the thread pool (a row per weight row is ~4x slower at GLM's widths).
-  const b = be.binding, chunks = rows / per, e = per * cols;
+  const e = per * cols;
+  return filled(be, rows / per, e, shape, chunkBytes, (c) => {
+    const bytes = read(2 * c * e, 2 * e);
+    if (bytes.byteOffset % 4 !== 0) throw new Error(`tfBf16Tensor: read returned unaligned bytes (offset ${bytes.byteOffset})`);
+    return bytes;
+  });
+}
+
+/**
+ * A float32 tensor of `shape` made with `Empty` as [chunks, e] and filled row by row from the bf16 bytes `chunk(c)`
+ * gives (4-byte aligned), each written in place: by the package's op on the CPU, else converted by TensorFlow and
+ * written with `InplaceUpdate` (inplace_ops.cc: "This creates an alias intentionally"; nothing else holds the tensor
+ * yet). Each is one row of InplaceUpdate so that the kernel spreads it over the thread pool (a row per weight row is
+ * ~4x slower at GLM's widths).
+ */
+function filled(be: NodeBackend, chunks: number, e: number, shape: number[], chunkBytes: number, chunk: (c: number) => Uint8Array): tf.Tensor {
+  const b = be.binding, fused = canWriteBf16Rows();
   // in huge pages where the kernel has them (lib/native/load.ts): `Empty` maps the buffer without touching it
   const huge = hugePages();
   huge?.mark();
   const out = withVector(be, [chunks, e], (s) => b.executeOp('Empty', [type(b, 'dtype', b.TF_FLOAT), boolAttr(b, 'init', false)], [s], 1)[0]!.id);
   huge?.advise(chunkBytes);
-  let filled = false;
+  let done = false;
   try {
     for (let c = 0; c < chunks; c++) {
-      const bytes = read(2 * c * e, 2 * e);
-      if (bytes.byteOffset % 4 !== 0) throw new Error(`tfBf16Tensor: read returned unaligned bytes (offset ${bytes.byteOffset})`);
-      const ids = [reshape(be, toFloat32(be, bytes), [1, e]).id, b.createTensor([1], b.TF_INT32, Int32Array.of(c))];
+      const bytes = chunk(c);
+      const ids: number[] = [];
       try {
-        ids.push(b.executeOp('InplaceUpdate', [type(b, 'T', b.TF_FLOAT)], [out, ids[1]!, ids[0]!], 1)[0]!.id); // an alias of `out`
+        if (fused) {
+          ids.push(b.createTensor([e / 2], b.TF_INT32, new Int32Array(bytes.buffer, bytes.byteOffset, e / 2)), b.createTensor([1], b.TF_FLOAT, Float32Array.of(c)));
+          b.executeOp('Glm46vBf16Rows', [], [out, ids[0]!, ids[1]!], 0); // writes into `out`
+        } else {
+          ids.push(reshape(be, toFloat32(be, bytes), [1, e]).id, b.createTensor([1], b.TF_INT32, Int32Array.of(c)));
+          ids.push(b.executeOp('InplaceUpdate', [type(b, 'T', b.TF_FLOAT)], [out, ids[1]!, ids[0]!], 1)[0]!.id); // an alias of `out`
+        }
       } finally {
         for (const id of ids) b.deleteTensor(id);
       }
     }
-    filled = true;
+    done = true;
     return be.createOutputTensor(reshape(be, out, shape)); // frees `out`
   } finally {
-    if (!filled) b.deleteTensor(out);
+    if (!done) b.deleteTensor(out);
   }
 }
 

@@ -14,7 +14,8 @@
 //   over the cached positions only where those ops read the cache's free room too;
 // - the attention's softmax(scores + mask) at inference (Add, Softmax), over the scores' own buffer;
 // - the attention's q, k, v laid out heads first, q and k rotated (text and vision; 9-15 ops), with the same bits;
-// - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate).
+// - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate);
+// - a checkpoint's bf16 bytes widened into a float32 weight in place (Bitcast, Cast, InplaceUpdate; tf_bf16.ts).
 import * as tf from '@tensorflow/tfjs';
 import { fusedGemvReady, fusedOpsReady } from '../native/load';
 import { nodeBackend, withVector } from './tf_binding';
@@ -44,6 +45,11 @@ const ready = () => !offForTests && tf.getBackend() === 'tensorflow' && fusedOps
  * inside tf.grads with the tape paused), which must give the bits of the forward that records gradients.
  */
 const inference = () => tf.engine().state.gradientDepth === 0;
+
+/** Whether the package's op that widens bf16 checkpoint bytes into a float32 weight in place runs here (lib/kernels/tf_bf16.ts calls it). */
+export function canWriteBf16Rows(): boolean {
+  return ready();
+}
 
 /** Whether adamwInPlace runs here: the native backend on the CPU, with the package's fused ops registered. */
 export function canAdamwInPlace(): boolean {

@@ -53,6 +53,11 @@
 //   q then scaled, as the tfjs path does (SplitV, two rotations, three transposes, Mul), with the same bits
 //   (models/glm4v/vision.ts, at inference).
 //
+// Glm46vBf16Rows(out: float [rows, e], bits: int32 [e / 2], row: float [1]) -> nothing: row `row` of out written in
+//   place with the bfloat16 values whose bytes `bits` holds (little-endian pairs), each widened exactly to float32
+//   (its 16 bits above 16 zero bits). One pass where Bitcast, Cast and InplaceUpdate made three over a checkpoint
+//   being loaded (lib/kernels/tf_bf16.ts).
+//
 // Glm46vWritePositions(buf: float [B, H, C, D], x: float [B, H, L, D], at: float [1]) -> nothing: x written into buf
 //   at positions at..at+L-1, in place (lib/kernels/tf_inplace.ts, the preallocated KV cache). One op for two
 //   reshapes, a row-index tensor and InplaceUpdate.
@@ -82,7 +87,7 @@ typedef struct TF_KernelBuilder TF_KernelBuilder;
 typedef struct TF_OpKernelConstruction TF_OpKernelConstruction;
 typedef struct TF_OpKernelContext TF_OpKernelContext;
 
-enum { TF_OK = 0, TF_INVALID_ARGUMENT = 3, TF_FLOAT = 1 };
+enum { TF_OK = 0, TF_INVALID_ARGUMENT = 3, TF_FLOAT = 1, TF_INT32 = 3 };
 
 static struct {
   TF_Status* (*NewStatus)(void);
@@ -145,6 +150,7 @@ static const char* const QKV_NAMES[6] = {"q: float", "k: float", "v: float", "co
 static const char* const VISION_QKV_NAMES[4] = {"qkv: float", "cos: float", "sin: float", "params: float"};
 static const char* const QKV_OUTPUTS[3] = {"q_heads: float", "k_heads: float", "v_heads: float"};
 static const char* const WRITE_NAMES[3] = {"buf: float", "x: float", "at: float"};
+static const char* const BF16_NAMES[3] = {"out: float", "bits: int32", "row: float"};
 static const char* const LINEAR_NAMES[3] = {"x: float", "weight: float", "bias: float"};  // NoBias: the first 2
 
 // The op's inputs, each float32 with counts[k] elements; false, with the op failed, if not.
@@ -583,6 +589,52 @@ static void silu_grad_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
+struct bf16_args {
+  const uint16_t* src;
+  uint32_t* dst;
+};
+
+typedef uint16_t u16x8 __attribute__((vector_size(16)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+
+static void bf16_span(const void* args, int64_t from, int64_t to) {
+  const struct bf16_args* a = (const struct bf16_args*)args;
+  int64_t i = from;
+  for (; i + 8 <= to; i += 8) {  // 8 at a time in the baseline's vectors: the loop is bound by memory
+    u16x8 v;
+    memcpy(&v, a->src + i, sizeof v);
+    const u32x8 w = __builtin_convertvector(v, u32x8) << 16;
+    memcpy(a->dst + i, &w, sizeof w);
+  }
+  for (; i < to; i++) a->dst[i] = (uint32_t)a->src[i] << 16;
+}
+
+static void bf16_compute(void* kernel, TF_OpKernelContext* ctx) {
+  (void)kernel;
+  TF_Tensor* in[3] = {0};
+  TF_Status* status = tf.NewStatus();
+  int64_t od[8], bd[8];
+  const bool ranks = input_dims(ctx, 0, od, status) == 2 && input_dims(ctx, 1, bd, status) == 1;
+  const int64_t rows = od[0], e = od[1];
+  bool fits = ranks && bd[0] * 2 == e;
+  for (int k = 0; fits && k < 3; k++) {
+    tf.GetInput(ctx, k, &in[k], status);
+    const int64_t want = k == 0 ? rows * e : k == 1 ? e / 2 : 1;
+    fits = tf.GetCode(status) == TF_OK && tf.TensorType(in[k]) == (k == 1 ? TF_INT32 : TF_FLOAT) && tf.TensorElementCount(in[k]) == want;
+  }
+  const float row_f = fits ? *(const float*)tf.TensorData(in[2]) : -1;
+  const int64_t row = (int64_t)row_f;
+  if (!fits || (float)row != row_f || row < 0 || row >= rows) {
+    tf.SetStatus(status, TF_INVALID_ARGUMENT, "Glm46vBf16Rows: out [rows, e], bits int32 [e / 2] and a row of out expected");
+    tf.OpKernelContext_Failure(ctx, status);
+  } else {
+    const struct bf16_args a = {(const uint16_t*)tf.TensorData(in[1]), (uint32_t*)tf.TensorData(in[0]) + row * e};
+    parallel_for(e, 1 << 18, bf16_span, &a);
+  }
+  for (int k = 0; k < 3; k++) if (in[k]) tf.DeleteTensor(in[k]);
+  tf.DeleteStatus(status);
+}
+
 static void* no_state(TF_OpKernelConstruction* ctx) {
   (void)ctx;
   return NULL;
@@ -608,7 +660,7 @@ static bool register_op(const char* name, const char* const* inputs, int n_in, c
   return ok;
 }
 
-// The ops, in the order they are registered. AdamW and WritePositions write their inputs: stateful, so never pruned,
+// The ops, in the order they are registered. AdamW, WritePositions and Bf16Rows write their inputs: stateful, so never pruned,
 // merged or cached.
 static const struct op_spec {
   const char* name;
@@ -634,6 +686,7 @@ static const struct op_spec {
     {"Glm46vQkvHeads", QKV_NAMES, 6, QKV_OUTPUTS, 3, false, qkv_heads_compute},
     {"Glm46vVisionHeads", VISION_QKV_NAMES, 4, QKV_OUTPUTS, 3, false, vision_heads_compute},
     {"Glm46vWritePositions", WRITE_NAMES, 3, NULL, 0, true, write_compute},
+    {"Glm46vBf16Rows", BF16_NAMES, 3, NULL, 0, true, bf16_compute},
 };
 enum { N_OPS = sizeof OPS / sizeof OPS[0] };
 

@@ -142,7 +142,7 @@ let fusedOpsError: string | null | undefined; // null: registered
 /** The ops lib/kernels/tf_fused.ts runs (lib/native/fused_ops.c registers them). */
 export const FUSED_OPS = ['Glm46vAdamW', 'Glm46vRmsNorm', 'Glm46vRmsNormGrad', 'Glm46vSiluMul', 'Glm46vSiluMulPair', 'Glm46vSiluMulGrad', 'Glm46vSoftmax',
   'Glm46vMaskedSoftmax', 'Glm46vLinear', 'Glm46vLinearNoBias', 'Glm46vDecodeAttention', 'Glm46vDecodeAttentionMasked', 'Glm46vQkvHeads',
-  'Glm46vVisionHeads', 'Glm46vWritePositions'];
+  'Glm46vVisionHeads', 'Glm46vWritePositions', 'Glm46vBf16Rows'];
 
 /**
  * Whether the package's own TensorFlow ops (lib/native/fused_ops.c) can run: registered once with the

@@ -78,7 +78,7 @@ if (readStatus()?.ok) {
 
     it('the package checks for every op it calls, and the addon built from these sources registers each', () => {
       // an addon built from older sources lacks ops: the package must then turn the fused ops off, not call them
-      const source = fs.readFileSync(path.join(__dirname, '../../lib/kernels/tf_fused.ts'), 'utf8');
+      const source = ['tf_fused.ts', 'tf_bf16.ts'].map((f) => fs.readFileSync(path.join(__dirname, '../../lib/kernels', f), 'utf8')).join('\n');
       const called = [...new Set([...source.matchAll(/'(Glm46v\w+)'/g)].map((m) => m[1]!))].sort();
       expect(called.length).to.be.greaterThan(10);
       expect([...FUSED_OPS].sort()).to.deep.equal(called);

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs';
 import { rowsPerChunk, tfBf16Tensor } from '../../lib/kernels/tf_bf16';
+import { canWriteBf16Rows, setFusedOpsOffForTests } from '../../lib/kernels/tf_fused';
 import { readStatus } from '../../lib/native/paths';
 import { bf16ToF32 } from '../../lib/safetensors';
 import { expectClose } from '../helpers/expect_close';
@@ -41,43 +42,52 @@ if (readStatus()?.ok) {
       expect(tf.memory().numTensors).to.equal(before);
     });
 
-    it('tfBf16Tensor equals the host conversion bit for bit (NaN, inf, subnormals and signs included)', () => {
-      const u16 = new Uint16Array(4096);
-      for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
-      u16.set([0x7fc0, 0xff80, 0x7f80, 0x0001, 0x8001, 0x8000, 0x0000], 0);
-      const bytes = new Uint8Array(u16.buffer);
-      const reader = (b: Uint8Array) => (offset: number, length: number) => b.subarray(offset, offset + length);
-      const t = tfBf16Tensor([64, 64], reader(bytes))!;
-      expect(t.shape).to.deep.equal([64, 64]);
-      expect(t.dtype).to.equal('float32');
-      const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
-      const want = new Uint32Array(bf16ToF32(u16).buffer);
-      t.dispose();
-      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
-      expect(tfBf16Tensor([4095], reader(bytes.subarray(2))), 'odd: the host converts').to.equal(undefined);
-      expect(tfBf16Tensor([2046], reader(bytes.subarray(2))), 'unaligned: the host converts').to.equal(undefined);
-    });
+    // both writers: the package's op (the CPU) and TensorFlow's Bitcast, Cast and InplaceUpdate (tfjs-node-gpu)
+    for (const [via, off] of [['by the package\'s op', false], ['by TensorFlow\'s ops', true]] as const) {
+      describe(via, () => {
+        before(() => setFusedOpsOffForTests(off));
+        after(() => setFusedOpsOffForTests(false));
+        it(`writes with ${off ? 'InplaceUpdate' : 'Glm46vBf16Rows'}`, () => expect(canWriteBf16Rows()).to.equal(!off));
 
-    it('tfBf16Tensor fills a large matrix chunk by chunk in place, bit for bit, reading one chunk at a time', () => {
-      const u16 = new Uint16Array(72 * 32 * 2);
-      for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
-      const bytes = new Uint8Array(u16.buffer);
-      const before = tf.memory().numTensors;
-      const reads: number[][] = [];
-      const scratch = new Uint8Array(1024);
-      const t = tfBf16Tensor([72, 32, 2], (offset, length) => {
-        reads.push([offset, length]);
-        scratch.set(bytes.subarray(offset, offset + length)); // reused for every chunk, as the checkpoint reader does
-        return scratch.subarray(0, length);
-      }, 1024)!;
-      expect(t.shape).to.deep.equal([72, 32, 2]);
-      expect(reads, '8 rows of 128 bytes per chunk').to.deep.equal([...Array(9).keys()].map((i) => [1024 * i, 1024]));
-      const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
-      const want = new Uint32Array(bf16ToF32(u16).buffer);
-      t.dispose();
-      expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
-      expect(tf.memory().numTensors).to.equal(before);
-    });
+      it(`tfBf16Tensor equals the host conversion bit for bit (NaN, inf, subnormals and signs included), ${via}`, () => {
+        const u16 = new Uint16Array(4096);
+        for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
+        u16.set([0x7fc0, 0xff80, 0x7f80, 0x0001, 0x8001, 0x8000, 0x0000], 0);
+        const bytes = new Uint8Array(u16.buffer);
+        const reader = (b: Uint8Array) => (offset: number, length: number) => b.subarray(offset, offset + length);
+        const t = tfBf16Tensor([64, 64], reader(bytes))!;
+        expect(t.shape).to.deep.equal([64, 64]);
+        expect(t.dtype).to.equal('float32');
+        const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+        const want = new Uint32Array(bf16ToF32(u16).buffer);
+        t.dispose();
+        expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
+        expect(tfBf16Tensor([4095], reader(bytes.subarray(2))), 'odd: the host converts').to.equal(undefined);
+        expect(tfBf16Tensor([2046], reader(bytes.subarray(2))), 'unaligned: the host converts').to.equal(undefined);
+      });
+
+      it(`tfBf16Tensor fills a large matrix chunk by chunk in place, bit for bit, reading one chunk at a time, ${via}`, () => {
+        const u16 = new Uint16Array(72 * 32 * 2);
+        for (let i = 0; i < u16.length; i++) u16[i] = (i * 40503 + 17) & 0xffff;
+        const bytes = new Uint8Array(u16.buffer);
+        const before = tf.memory().numTensors;
+        const reads: number[][] = [];
+        const scratch = new Uint8Array(1024);
+        const t = tfBf16Tensor([72, 32, 2], (offset, length) => {
+          reads.push([offset, length]);
+          scratch.set(bytes.subarray(offset, offset + length)); // reused for every chunk, as the checkpoint reader does
+          return scratch.subarray(0, length);
+        }, 1024)!;
+        expect(t.shape).to.deep.equal([72, 32, 2]);
+        expect(reads, '8 rows of 128 bytes per chunk').to.deep.equal([...Array(9).keys()].map((i) => [1024 * i, 1024]));
+        const got = new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+        const want = new Uint32Array(bf16ToF32(u16).buffer);
+        t.dispose();
+        expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer))).to.equal(true);
+        expect(tf.memory().numTensors).to.equal(before);
+      });
+      });
+    }
 
     it('rowsPerChunk: the largest divisor of the rows that fits a chunk, or undefined to convert whole', () => {
       expect(rowsPerChunk(151552, 4096, 64 << 20), "GLM's vocabulary: 32 chunks of 4736 rows").to.equal(4736);
