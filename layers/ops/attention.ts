@@ -1,7 +1,7 @@
 // Scaled-dot-product attention with an additive mask and grouped-query heads, as eager_attention_forward +
 // repeat_kv in transformers/models/glm4v/modeling_glm4v.py, without materialising the repeated keys/values.
 import * as tf from '@tensorflow/tfjs';
-import { decodeAttentionFused, softmaxFused } from '../../lib/kernels/tf_fused';
+import { decodeAttentionFused, softmaxInPlace } from '../../lib/kernels/tf_fused';
 import type { CachedKV } from '../../lib/kv_cache';
 import { isCausalMask } from './causal_mask';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
@@ -27,8 +27,12 @@ function probabilities(q: tf.Tensor4D, k: tf.Tensor4D, mask: tf.Tensor4D | tf.Te
   return [qg as tf.Tensor3D, kg as tf.Tensor3D, tf.reshape(maskedSoftmax(tf.reshape(qk, [B, H, L, S]), mask), [B * Hkv, G * L, S])];
 }
 
-/** softmax(x + mask) along the last axis; at inference on the native CPU backend one op of the package's own. */
-const maskedSoftmax = (x: tf.Tensor, mask: tf.Tensor | null): tf.Tensor => softmaxFused(x, mask) ?? tf.softmax(mask ? tf.add(x, mask) : x);
+/**
+ * softmax(scores + mask) along the last axis; at inference on the native CPU backend one op of the package's own,
+ * written over the scores (a fresh product that nothing else reads).
+ */
+const maskedSoftmax = (scores: tf.Tensor, mask: tf.Tensor | null): tf.Tensor =>
+  softmaxInPlace(scores, mask) ? scores : tf.softmax(mask ? tf.add(scores, mask) : scores);
 
 function checkShapes(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, vShape: number[], mask: tf.Tensor4D | null): void {
   const [B, H, L, Dh] = q.shape;

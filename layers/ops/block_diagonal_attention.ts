@@ -1,7 +1,7 @@
 // Block-diagonal (per-span) non-causal attention over packed sequences, as Glm4vVisionAttention's non-flash path
 // (transformers/models/glm4v/modeling_glm4v.py): the tokens are split by cu_seqlens and each chunk attends to itself.
 import * as tf from '@tensorflow/tfjs';
-import { softmaxFused } from '../../lib/kernels/tf_fused';
+import { softmaxInPlace } from '../../lib/kernels/tf_fused';
 import { overQueryBlocks, queryBlockRows } from './query_blocks';
 
 /** Checks that cuSeqlens is 0 = c0 <= c1 <= ... = n, naming the first offending entry. */
@@ -49,10 +49,10 @@ function blockDiagonalAttentionHeads_(qs: tf.Tensor3D, ks: tf.Tensor3D, vs: tf.T
     // one span covering all tokens (a single image) needs no slice, which the wasm backend would copy
     const span = (x: tf.Tensor3D) => (L === N ? x : tf.slice(x, [0, start, 0], [H, L, Dh])); // [H, L, Dh]
     const [q, k, v] = [span(qs), span(ks), span(vs)];
-    // [H, rows, Dh]; the softmax at inference on the native CPU backend one op of the package's own
+    // [H, rows, Dh]; the softmax at inference on the native CPU backend one op of the package's own, over the scores
     const attend = (qRows: tf.Tensor3D) => {
       const scores = tf.matMul(qRows, k, false, true);
-      return tf.matMul(softmaxFused(scores, null) ?? tf.softmax(scores, -1), v);
+      return tf.matMul(softmaxInPlace(scores, null) ? scores : tf.softmax(scores, -1), v);
     };
     // inference on a large image: the [H, L, L] scores a block of query rows at a time
     const rows = queryBlockRows(L, 4 * H * L);

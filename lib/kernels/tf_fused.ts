@@ -12,7 +12,7 @@
 //   weight once where TensorFlow's MatMul runs a GEMM with m = 1;
 // - a decode step's attention over the preallocated KV cache (Mul, BatchMatMulV2 twice, Add, Softmax, reshapes),
 //   over the cached positions only where those ops read the cache's free room too;
-// - the attention's softmax(scores + mask) at inference (Add, Softmax), over the scores' own buffer;
+// - the attention's softmax(scores + mask) at inference (Add, Softmax), written over the scores;
 // - the attention's q, k, v laid out heads first, q and k rotated (text and vision; 9-15 ops), with the same bits;
 // - the KV cache's in-place write of a step's keys or values (Reshape twice, a row-index tensor, InplaceUpdate);
 // - a checkpoint's bf16 bytes widened into a float32 weight in place (Bitcast, Cast, InplaceUpdate; tf_bf16.ts).
@@ -173,10 +173,13 @@ export function writePositionsFused(buf: tf.Tensor4D, x: tf.Tensor4D, at: number
   return true;
 }
 
-/** softmax(x + mask) along the last axis (mask broadcast to x, or null) as one op; undefined where it does not run. */
-export function softmaxFused(x: tf.Tensor, mask: tf.Tensor | null): tf.Tensor | undefined {
-  if (x.dtype !== 'float32' || !inference() || !ready()) return undefined;
+/**
+ * x = softmax(x + mask) along the last axis (mask broadcast to x, or null), written over x in place as one op; false
+ * where it does not run. x must be a fresh result that nothing else reads (the attention's scores).
+ */
+export function softmaxInPlace(x: tf.Tensor, mask: tf.Tensor | null): boolean {
+  if (x.dtype !== 'float32' || !inference() || !ready()) return false;
   const be = nodeBackend();
-  const ids = be.getInputTensorIds(mask ? [x, mask] : [x]);
-  return be.createOutputTensor(be.binding.executeOp(mask ? 'Glm46vMaskedSoftmax' : 'Glm46vSoftmax', [], ids, 1)[0]!);
+  be.binding.executeOp(mask ? 'Glm46vMaskedSoftmax' : 'Glm46vSoftmax', [], be.getInputTensorIds(mask ? [x, mask] : [x]), 0);
+  return true;
 }

@@ -21,10 +21,10 @@
 //   the SwiGLU product's written-out backward (layers/ops/activations.ts) in one op for its 10. Within float32
 //   rounding of those ops, so the written-gradient spec, which compares them with autodiff bit for bit, turns them off.
 //
-// Glm46vSoftmax(x: float [..., S]) and Glm46vMaskedSoftmax(x, mask: float, broadcast to x) -> float [..., S]:
-//   softmax(x + mask) along the last axis, written over x's buffer where nothing else holds it. One op for Add and
-//   Softmax in the attention of a prefill and of the vision tower, at inference (layers/ops/attention.ts,
-//   block_diagonal_attention.ts).
+// Glm46vSoftmax(x: float [..., S]) and Glm46vMaskedSoftmax(x, mask: float, broadcast to x) -> nothing: softmax(x +
+//   mask) along the last axis, written over x in place (the attention's fresh scores, which nothing else reads: a new
+//   buffer of their size costs its page faults each time). One op for Add and Softmax in the attention of a prefill
+//   and of the vision tower, at inference (layers/ops/attention.ts, block_diagonal_attention.ts).
 //
 // Glm46vSiluMul(gate_up: float [..., 2I]) -> float [..., I]: up * (gate * sigmoid(gate)) with gate the first half of
 //   each row and up the second, sigmoid(g) = 1 / (1 + exp(-g)). One op for SplitV, Sigmoid, Mul, Mul, at inference
@@ -113,7 +113,6 @@ static struct {
   int (*NumDims)(const TF_Tensor*);
   int64_t (*Dim)(const TF_Tensor*, int);
   TF_Tensor* (*AllocateOutput)(TF_OpKernelContext*, int, int, const int64_t*, int, size_t, TF_Status*);
-  TF_Tensor* (*ForwardInputOrAllocateOutput)(TF_OpKernelContext*, const int*, int, int, const int64_t*, int, int*, TF_Status*);
 } tf;
 
 // Fills `tf` from the loaded TensorFlow; the name of the first function missing, or NULL.
@@ -128,7 +127,7 @@ static const char* resolve(void) {
   FN(OpKernelContext_Failure, "TF_OpKernelContext_Failure") FN(TensorType, "TF_TensorType")
   FN(TensorElementCount, "TF_TensorElementCount") FN(TensorData, "TF_TensorData") FN(DeleteTensor, "TF_DeleteTensor")
   FN(OpDefinitionBuilderAddOutput, "TF_OpDefinitionBuilderAddOutput") FN(NumDims, "TF_NumDims") FN(Dim, "TF_Dim")
-  FN(AllocateOutput, "TF_AllocateOutput") FN(ForwardInputOrAllocateOutput, "TF_ForwardInputOrAllocateOutput")
+  FN(AllocateOutput, "TF_AllocateOutput")
 #undef FN
   return NULL;
 }
@@ -482,7 +481,7 @@ static void write_compute(void* kernel, TF_OpKernelContext* ctx) {
 
 static void softmax_compute(void* kernel, TF_OpKernelContext* ctx) {
   (void)kernel;
-  TF_Tensor *in[2] = {0}, *out = NULL;
+  TF_Tensor* in[2] = {0};
   TF_Status* status = tf.NewStatus();
   const int n_in = tf.NumInputs(ctx);  // 2 with a mask
   int64_t xd[8], md[8], n = 1;
@@ -507,18 +506,10 @@ static void softmax_compute(void* kernel, TF_OpKernelContext* ctx) {
   } else {
     const int64_t counts[2] = {n, mcount * a.S};
     if (get_inputs(ctx, "Glm46vSoftmax", n_in, counts, in, status)) {
-      const int candidate = 0;
-      int forwarded = -1;
-      out = tf.ForwardInputOrAllocateOutput(ctx, &candidate, 1, 0, xd, rank, &forwarded, status);
-      if (tf.GetCode(status) == TF_OK) {
-        a.x = (const float*)tf.TensorData(in[0]), a.mask = n_in == 2 ? (const float*)tf.TensorData(in[1]) : NULL, a.y = (float*)tf.TensorData(out);
-        parallel_for(n / a.S, (1 << 15) / a.S + 1, softmax_rows, &a);
-      } else {
-        tf.OpKernelContext_Failure(ctx, status);
-      }
+      a.x = a.y = (float*)tf.TensorData(in[0]), a.mask = n_in == 2 ? (const float*)tf.TensorData(in[1]) : NULL;
+      parallel_for(n / a.S, (1 << 15) / a.S + 1, softmax_rows, &a);
     }
   }
-  if (out) tf.DeleteTensor(out);
   for (int k = 0; k < 2; k++) if (in[k]) tf.DeleteTensor(in[k]);
   tf.DeleteStatus(status);
 }
@@ -660,7 +651,7 @@ static bool register_op(const char* name, const char* const* inputs, int n_in, c
   return ok;
 }
 
-// The ops, in the order they are registered. AdamW, WritePositions and Bf16Rows write their inputs: stateful, so never pruned,
+// The ops, in the order they are registered. AdamW, the softmaxes, WritePositions and Bf16Rows write their inputs: stateful, so never pruned,
 // merged or cached.
 static const struct op_spec {
   const char* name;
@@ -677,8 +668,8 @@ static const struct op_spec {
     {"Glm46vSiluMul", SILU_NAMES, 1, Y, 1, false, silu_compute},
     {"Glm46vSiluMulPair", SILU2_NAMES, 2, Y, 1, false, silu_compute},
     {"Glm46vSiluMulGrad", SILU_GRAD_NAMES, 3, SILU_GRAD_OUTPUTS, 2, false, silu_grad_compute},
-    {"Glm46vSoftmax", SOFTMAX_NAMES, 1, Y, 1, false, softmax_compute},
-    {"Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, Y, 1, false, softmax_compute},
+    {"Glm46vSoftmax", SOFTMAX_NAMES, 1, NULL, 0, true, softmax_compute},
+    {"Glm46vMaskedSoftmax", SOFTMAX_NAMES, 2, NULL, 0, true, softmax_compute},
     {"Glm46vLinear", LINEAR_NAMES, 3, Y, 1, false, linear_compute},
     {"Glm46vLinearNoBias", LINEAR_NAMES, 2, Y, 1, false, linear_compute},
     {"Glm46vDecodeAttention", ATTENTION_NAMES, 4, OUT, 1, false, attention_compute},
