@@ -97,17 +97,29 @@ export class Glm4vVisionRotaryEmbedding extends Module {
     this.invFreq = ropeInvFreq(theta, spatialDim); // 1.0 / (base ** (arange(0, spatial_dim, 2).float() / spatial_dim))
   }
 
-  /** hpos, wpos [N] -> cos, sin [N, Dh] (angles as torch's float32 products, cos/sin rounded to float32). */
+  /**
+   * hpos, wpos [N] -> cos, sin [N, Dh] (angles as torch's float32 products, cos/sin rounded to float32). Like HF, the
+   * angles are tabled once per position (0 .. the largest) and gathered per token.
+   */
   forward(hpos: Int32Array, wpos: Int32Array): [tf.Tensor2D, tf.Tensor2D] {
     const F = this.invFreq.length, N = hpos.length, Dh = 4 * F;
+    const P = Math.max(hpos.reduce((m, p) => Math.max(m, p), 0), wpos.reduce((m, p) => Math.max(m, p), 0)) + 1;
+    const cosAt = new Float32Array(P * F), sinAt = new Float32Array(P * F); // [P, F]
+    for (let p = 0; p < P; p++) {
+      for (let j = 0; j < F; j++) {
+        const a = Math.fround(p * this.invFreq[j]!);
+        cosAt[p * F + j] = Math.cos(a);
+        sinAt[p * F + j] = Math.sin(a);
+      }
+    }
     const cos = new Float32Array(N * Dh), sin = new Float32Array(N * Dh);
     for (let n = 0; n < N; n++) {
-      for (let j = 0; j < F; j++) {
-        const ah = Math.fround(hpos[n]! * this.invFreq[j]!), aw = Math.fround(wpos[n]! * this.invFreq[j]!);
-        for (const [off, a] of [[j, ah], [F + j, aw], [2 * F + j, ah], [3 * F + j, aw]] as const) {
-          cos[n * Dh + off] = Math.cos(a);
-          sin[n * Dh + off] = Math.sin(a);
-        }
+      const h = hpos[n]! * F, w = wpos[n]! * F, o = n * Dh;
+      for (let j = 0; j < F; j++) { // [f(h) | f(w) | f(h) | f(w)]
+        cos[o + j] = cos[o + 2 * F + j] = cosAt[h + j]!;
+        sin[o + j] = sin[o + 2 * F + j] = sinAt[h + j]!;
+        cos[o + F + j] = cos[o + 3 * F + j] = cosAt[w + j]!;
+        sin[o + F + j] = sin[o + 3 * F + j] = sinAt[w + j]!;
       }
     }
     return [tf.tensor2d(cos, [N, Dh]), tf.tensor2d(sin, [N, Dh])];
