@@ -31,13 +31,17 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-// One job at a time: its fields are written before `gen` is bumped, and read by the workers after they see it.
+// One job at a time, in chunks that the caller and the workers claim one by one: a worker that wakes late (the other
+// core still busy with TensorFlow's spinning threads after a product) leaves its share to the caller instead of
+// holding it up. `claim` holds the job's number (bits 32-63), its chunk count (16-31) and its next chunk (0-15); a
+// chunk is claimed by a compare-and-swap of that word, so a claim made in job j reads j's fields (written before the
+// word was), and a worker late from an earlier job finds nothing to claim.
 static struct {
-  _Atomic uint32_t gen;  // the job's number; workers wait for it to change
-  _Atomic int left;      // workers yet to finish the job
-  _Atomic int sleepers;  // workers waiting on the futex
-  int workers;           // threads started
-  int parts;             // spans of this job: 0 runs on the caller, 1..workers on the workers (empty past parts)
+  _Atomic uint32_t gen;    // the job's number; workers wait for it to change
+  _Atomic uint64_t claim;  // job << 32 | chunks << 16 | next chunk
+  _Atomic int64_t done;    // chunks finished
+  _Atomic int sleepers;    // workers waiting on the futex
+  int workers;             // threads started
   int64_t n;
   void (*fn)(const void*, int64_t, int64_t);
   const void* args;
@@ -45,12 +49,20 @@ static struct {
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;
 
-static void run_part(int part) {
-  if (part < pool.parts) pool.fn(pool.args, pool.n * part / pool.parts, pool.n * (part + 1) / pool.parts);
+// Runs chunks of job `job` until none is left.
+static void run_chunks(uint32_t job) {
+  uint64_t c = atomic_load(&pool.claim);
+  while ((uint32_t)(c >> 32) == job && (c & 0xffff) < ((c >> 16) & 0xffff)) {
+    if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;  // c now holds the word as it is
+    const int64_t k = (int64_t)(c & 0xffff), chunks = (int64_t)((c >> 16) & 0xffff), n = pool.n;
+    pool.fn(pool.args, n * k / chunks, n * (k + 1) / chunks);
+    atomic_fetch_add(&pool.done, 1);
+    c = atomic_load(&pool.claim);
+  }
 }
 
 static void* worker(void* arg) {
-  const int part = (int)(intptr_t)arg;
+  (void)arg;
   uint32_t seen = 0;
   for (;;) {
     uint32_t now;
@@ -65,8 +77,7 @@ static void* worker(void* arg) {
       spins = 0;
     }
     seen = now;
-    run_part(part);
-    atomic_fetch_sub(&pool.left, 1);
+    run_chunks(now);
   }
   return NULL;
 }
@@ -79,7 +90,7 @@ static void start_workers(void) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    const int ok = pthread_create(&id, &attr, worker, (void*)(intptr_t)t) == 0;
+    const int ok = pthread_create(&id, &attr, worker, NULL) == 0;
     pthread_attr_destroy(&attr);
     if (!ok) break;
     pool.workers = t;
@@ -87,21 +98,26 @@ static void start_workers(void) {
 }
 
 void parallel_for(int64_t n, int64_t unit, void (*fn)(const void*, int64_t, int64_t), const void* args) {
-  int threads = thread_count();
-  if (n / threads < unit) threads = n / unit > 1 ? (int)(n / unit) : 1;
-  if (threads > 1 && pthread_mutex_trylock(&busy) == 0) {
+  const int threads = thread_count();
+  // up to 4 chunks a thread, each of `unit` items at least
+  int64_t chunks = n / (unit > 0 ? unit : 1);
+  if (chunks > 4 * threads) chunks = 4 * threads;
+  if (threads > 1 && chunks > 1 && pthread_mutex_trylock(&busy) == 0) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, start_workers);
-    const int workers = pool.workers;
-    if (threads > workers + 1) threads = workers + 1;
-    pool.parts = threads, pool.n = n, pool.fn = fn, pool.args = args;
-    atomic_store(&pool.left, workers);
-    atomic_fetch_add(&pool.gen, 1);
-    if (atomic_load(&pool.sleepers) > 0) syscall(SYS_futex, &pool.gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    run_part(0);
-    while (atomic_load(&pool.left) > 0) cpu_relax();
+    if (pool.workers > 0) {
+      const uint32_t job = atomic_load(&pool.gen) + 1;
+      pool.n = n, pool.fn = fn, pool.args = args;
+      atomic_store(&pool.done, 0);
+      atomic_store(&pool.claim, (uint64_t)job << 32 | (uint64_t)chunks << 16);
+      atomic_store(&pool.gen, job);
+      if (atomic_load(&pool.sleepers) > 0) syscall(SYS_futex, &pool.gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+      run_chunks(job);
+      while (atomic_load(&pool.done) < chunks) cpu_relax();  // the chunks the workers took
+      pthread_mutex_unlock(&busy);
+      return;
+    }
     pthread_mutex_unlock(&busy);
-    return;
   }
   fn(args, 0, n);  // one span, or another thread has the pool
 }

@@ -115,6 +115,26 @@ if (readStatus()?.ok) {
       tf.dispose([x, w4]);
     }));
 
+    it('the thread pool: back-to-back ops of different sizes, a MatMul between them, give their first bits every time', () => {
+      // the workers claim chunks of each job as they wake; a late one must neither hold a job up nor touch the next
+      const x = rnd([300, 512], 15), w = rnd([512], 16), gu = rnd([257, 2 * 700], 17), m = rnd([512, 512], 18);
+      const bits = (t: tf.Tensor) => new Uint32Array((t.dataSync() as Float32Array).slice().buffer);
+      const once = () => {
+        const outs = tf.tidy(() => {
+          const p = tf.matMul(x, m); // TensorFlow's own threads busy just before
+          return [rmsNormFused(p, w, 1e-5)!, siluMulHalvesFused(gu)!, rmsNormFused(x, w, 1e-5)!];
+        });
+        const got = outs.map(bits);
+        tf.dispose(outs);
+        return got;
+      };
+      const first = once();
+      for (let i = 0; i < 200; i++) {
+        once().forEach((b, k) => expect(b.findIndex((v, j) => v !== first[k]![j]), `call ${i}, op ${k}: first element that differs`).to.equal(-1));
+      }
+      tf.dispose([x, w, gu, m]);
+    });
+
     it('Glm46vSiluMul: up * silu(gate) from gate_up\'s two halves or from two tensors, the tfjs ops\' values; an odd width is refused', () => onEachIsa((isa) => {
       for (const shape of [[3, 10], [200, 2 * 700], [2, 1, 64]]) {
         const gu = tf.mul(rnd(shape, 21), 30); // past exp's range both ways: silu is 0 and x there
