@@ -50,16 +50,25 @@ export function withVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[]
   const key = `${dtype}:${values.join(',')}`;
   const cached = vectors.get(key);
   if (cached !== undefined) return use(cached);
-  const id = dtype === 'int32' ? be.binding.createTensor([values.length], be.binding.TF_INT32, Int32Array.from(values)) : be.binding.createTensor([values.length], be.binding.TF_FLOAT, Float32Array.from(values));
-  if (vectors.size < MAX_VECTORS) {
-    vectors.set(key, id);
-    return use(id);
-  }
+  if (vectors.size >= MAX_VECTORS) return withTransientVector(be, values, use, dtype);
+  const id = makeVector(be, values, dtype);
+  vectors.set(key, id);
+  return use(id);
+}
+
+/** Runs `use` with the id of a TensorFlow vector holding `values`, made and freed around the call (values that change every call). */
+export function withTransientVector<T>(be: Pick<NodeBackend, 'binding'>, values: number[], use: (id: number) => T, dtype: 'int32' | 'float32' = 'int32'): T {
+  const id = makeVector(be, values, dtype);
   try {
     return use(id);
   } finally {
     be.binding.deleteTensor(id);
   }
+}
+
+function makeVector(be: Pick<NodeBackend, 'binding'>, values: number[], dtype: 'int32' | 'float32'): number {
+  const b = be.binding;
+  return dtype === 'int32' ? b.createTensor([values.length], b.TF_INT32, Int32Array.from(values)) : b.createTensor([values.length], b.TF_FLOAT, Float32Array.from(values));
 }
 
 /** A float32 view of tensor `id` with `shape` (TensorFlow's Reshape shares the buffer); the caller frees both ids. */

@@ -18,7 +18,7 @@
 // - a checkpoint's bf16 bytes widened into a float32 weight in place (Bitcast, Cast, InplaceUpdate; tf_bf16.ts).
 import * as tf from '@tensorflow/tfjs';
 import { fusedGemvReady, fusedOpsReady } from '../native/load';
-import { nodeBackend, withVector } from './tf_binding';
+import { nodeBackend, withTransientVector, withVector } from './tf_binding';
 
 /** The scalars of one step, float32 as the tfjs path uploads them. */
 export interface AdamWScalars {
@@ -128,13 +128,9 @@ export function linearFused(x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor |
  */
 export function decodeAttentionFused(q: tf.Tensor4D, keys: tf.Tensor4D, values: tf.Tensor4D, length: number, mask: tf.Tensor4D | null, scale: number): tf.Tensor4D | undefined {
   if (q.shape[2] > DECODE_ROWS || q.dtype !== 'float32' || !inference() || !ready()) return undefined;
-  const be = nodeBackend(), params = tf.tensor1d([scale, length]);
-  try {
-    const ids = be.getInputTensorIds(mask ? [q, keys, values, params, mask] : [q, keys, values, params]);
-    return be.createOutputTensor(be.binding.executeOp(mask ? 'Glm46vDecodeAttentionMasked' : 'Glm46vDecodeAttention', [], ids, 1)[0]!) as tf.Tensor4D;
-  } finally {
-    params.dispose();
-  }
+  const be = nodeBackend(), [qkv, m] = [be.getInputTensorIds([q, keys, values]), mask ? be.getInputTensorIds([mask]) : []];
+  const out = withTransientVector(be, [scale, length], (p) => be.binding.executeOp(mask ? 'Glm46vDecodeAttentionMasked' : 'Glm46vDecodeAttention', [], [...qkv, p, ...m], 1)[0]!, 'float32');
+  return be.createOutputTensor(out) as tf.Tensor4D;
 }
 
 /**
@@ -163,13 +159,8 @@ export function visionHeadsFused(qkv: tf.Tensor2D, cos: tf.Tensor2D, sin: tf.Ten
 /** Writes x [B, H, L, D] into buf [B, H, C, D] at positions at..at+L-1 in place, as one op; false where it does not run. */
 export function writePositionsFused(buf: tf.Tensor4D, x: tf.Tensor4D, at: number): boolean {
   if (!ready()) return false;
-  const be = nodeBackend(), b = be.binding;
-  const atId = b.createTensor([1], b.TF_FLOAT, Float32Array.of(at)); // a new position every step: not worth caching
-  try {
-    b.executeOp('Glm46vWritePositions', [], [...be.getInputTensorIds([buf, x]), atId], 0);
-  } finally {
-    b.deleteTensor(atId);
-  }
+  const be = nodeBackend(); // a new position every step: not worth caching
+  withTransientVector(be, [at], (a) => be.binding.executeOp('Glm46vWritePositions', [], [...be.getInputTensorIds([buf, x]), a], 0), 'float32');
   return true;
 }
 

@@ -65,8 +65,7 @@
 // The vectorised kernels are in rows.inc, decode_attention.inc (kernels.h) and gemv.c; they run on a pool of threads of
 // the package's own (parallel.c).
 //
-// The TensorFlow functions are looked up with dlsym: the addon links nothing of TensorFlow.
-#include <dlfcn.h>
+// TensorFlow's C API is reached through tf_kernel_api.h (looked up with dlsym: the addon links nothing of TensorFlow).
 #include <math.h>
 #include <node_api.h>
 #include <stdbool.h>
@@ -74,63 +73,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gemv.h"
-#include "parallel.h"
 #include "kernels.h"
-
-typedef struct TF_Status TF_Status;
-typedef struct TF_Tensor TF_Tensor;
-typedef struct TF_OpDefinitionBuilder TF_OpDefinitionBuilder;
-typedef struct TF_KernelBuilder TF_KernelBuilder;
-typedef struct TF_OpKernelConstruction TF_OpKernelConstruction;
-typedef struct TF_OpKernelContext TF_OpKernelContext;
-
-enum { TF_OK = 0, TF_INVALID_ARGUMENT = 3, TF_FLOAT = 1, TF_INT32 = 3 };
-
-static struct {
-  TF_Status* (*NewStatus)(void);
-  void (*DeleteStatus)(TF_Status*);
-  int (*GetCode)(const TF_Status*);
-  int (*NumInputs)(TF_OpKernelContext*);
-  const char* (*Message)(const TF_Status*);
-  void (*SetStatus)(TF_Status*, int, const char*);
-  TF_OpDefinitionBuilder* (*NewOpDefinitionBuilder)(const char*);
-  void (*OpDefinitionBuilderAddInput)(TF_OpDefinitionBuilder*, const char*);
-  void (*OpDefinitionBuilderAddOutput)(TF_OpDefinitionBuilder*, const char*);
-  void (*OpDefinitionBuilderSetIsStateful)(TF_OpDefinitionBuilder*, bool);
-  void (*RegisterOpDefinition)(TF_OpDefinitionBuilder*, TF_Status*);
-  TF_KernelBuilder* (*NewKernelBuilder)(const char*, const char*, void* (*)(TF_OpKernelConstruction*),
-                                        void (*)(void*, TF_OpKernelContext*), void (*)(void*));
-  void (*RegisterKernelBuilder)(const char*, TF_KernelBuilder*, TF_Status*);
-  void (*GetInput)(TF_OpKernelContext*, int, TF_Tensor**, TF_Status*);
-  void (*OpKernelContext_Failure)(TF_OpKernelContext*, TF_Status*);
-  int (*TensorType)(const TF_Tensor*);
-  int64_t (*TensorElementCount)(const TF_Tensor*);
-  void* (*TensorData)(const TF_Tensor*);
-  void (*DeleteTensor)(TF_Tensor*);
-  int (*NumDims)(const TF_Tensor*);
-  int64_t (*Dim)(const TF_Tensor*, int);
-  TF_Tensor* (*AllocateOutput)(TF_OpKernelContext*, int, int, const int64_t*, int, size_t, TF_Status*);
-} tf;
-
-// Fills `tf` from the loaded TensorFlow; the name of the first function missing, or NULL.
-static const char* resolve(void) {
-#define FN(field, name) if (!(*(void**)&tf.field = dlsym(RTLD_DEFAULT, name))) return name;
-  FN(NewStatus, "TF_NewStatus") FN(DeleteStatus, "TF_DeleteStatus") FN(GetCode, "TF_GetCode") FN(NumInputs, "TF_NumInputs") FN(Message, "TF_Message")
-  FN(SetStatus, "TF_SetStatus") FN(NewOpDefinitionBuilder, "TF_NewOpDefinitionBuilder")
-  FN(OpDefinitionBuilderAddInput, "TF_OpDefinitionBuilderAddInput")
-  FN(OpDefinitionBuilderSetIsStateful, "TF_OpDefinitionBuilderSetIsStateful")
-  FN(RegisterOpDefinition, "TF_RegisterOpDefinition") FN(NewKernelBuilder, "TF_NewKernelBuilder")
-  FN(RegisterKernelBuilder, "TF_RegisterKernelBuilder") FN(GetInput, "TF_GetInput")
-  FN(OpKernelContext_Failure, "TF_OpKernelContext_Failure") FN(TensorType, "TF_TensorType")
-  FN(TensorElementCount, "TF_TensorElementCount") FN(TensorData, "TF_TensorData") FN(DeleteTensor, "TF_DeleteTensor")
-  FN(OpDefinitionBuilderAddOutput, "TF_OpDefinitionBuilderAddOutput") FN(NumDims, "TF_NumDims") FN(Dim, "TF_Dim")
-  FN(AllocateOutput, "TF_AllocateOutput")
-#undef FN
-  return NULL;
-}
+#include "parallel.h"
+#include "tf_kernel_api.h"
 
 #define ADAMW_INPUTS 11
 static const char* const ADAMW_NAMES[ADAMW_INPUTS] = {
@@ -151,33 +98,6 @@ static const char* const QKV_OUTPUTS[3] = {"q_heads: float", "k_heads: float", "
 static const char* const WRITE_NAMES[3] = {"buf: float", "x: float", "at: float"};
 static const char* const BF16_NAMES[3] = {"out: float", "bits: int32", "row: float"};
 static const char* const LINEAR_NAMES[3] = {"x: float", "weight: float", "bias: float"};  // NoBias: the first 2
-
-// The op's inputs, each float32 with counts[k] elements; false, with the op failed, if not.
-static bool get_inputs(TF_OpKernelContext* ctx, const char* op, int count, const int64_t* counts, TF_Tensor** in, TF_Status* status) {
-  for (int k = 0; k < count; k++) {
-    tf.GetInput(ctx, k, &in[k], status);
-    if (tf.GetCode(status) != TF_OK) break;
-    if (tf.TensorType(in[k]) != TF_FLOAT || tf.TensorElementCount(in[k]) != counts[k]) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "%s: input %d must be float32 with %lld elements", op, k, (long long)counts[k]);
-      tf.SetStatus(status, TF_INVALID_ARGUMENT, msg);
-      break;
-    }
-  }
-  if (tf.GetCode(status) == TF_OK) return true;
-  tf.OpKernelContext_Failure(ctx, status);
-  return false;
-}
-
-// Input `index`'s dims (at most 8); its rank, or -1.
-static int input_dims(TF_OpKernelContext* ctx, int index, int64_t* dims, TF_Status* status) {
-  TF_Tensor* t = NULL;
-  tf.GetInput(ctx, index, &t, status);
-  int rank = tf.GetCode(status) == TF_OK ? tf.NumDims(t) : -1;
-  for (int k = 0; k < rank && k < 8; k++) dims[k] = tf.Dim(t, k);
-  if (t) tf.DeleteTensor(t);
-  return rank <= 8 ? rank : -1;
-}
 
 struct adamw_args {
   float *p, *m, *v;
@@ -626,30 +546,7 @@ static void bf16_compute(void* kernel, TF_OpKernelContext* ctx) {
   tf.DeleteStatus(status);
 }
 
-static void* no_state(TF_OpKernelConstruction* ctx) {
-  (void)ctx;
-  return NULL;
-}
-
-static void no_delete(void* kernel) { (void)kernel; }
-
 static const char* const Y[1] = {"y: float"}, *const OUT[1] = {"out: float"};
-
-// Registers one op and its CPU kernel; false, with `error` set, where TensorFlow refuses.
-static bool register_op(const char* name, const char* const* inputs, int n_in, const char* const* outputs, int n_out, bool stateful,
-                        void (*compute)(void*, TF_OpKernelContext*), char* error, size_t error_size) {
-  TF_Status* status = tf.NewStatus();
-  TF_OpDefinitionBuilder* op = tf.NewOpDefinitionBuilder(name);
-  for (int k = 0; k < n_in; k++) tf.OpDefinitionBuilderAddInput(op, inputs[k]);
-  for (int k = 0; k < n_out; k++) tf.OpDefinitionBuilderAddOutput(op, outputs[k]);
-  tf.OpDefinitionBuilderSetIsStateful(op, stateful);
-  tf.RegisterOpDefinition(op, status);
-  if (tf.GetCode(status) == TF_OK) tf.RegisterKernelBuilder(name, tf.NewKernelBuilder(name, "CPU", no_state, compute, no_delete), status);
-  const bool ok = tf.GetCode(status) == TF_OK;
-  if (!ok) snprintf(error, error_size, "%s: %s", name, tf.Message(status));
-  tf.DeleteStatus(status);
-  return ok;
-}
 
 // The ops, in the order they are registered. AdamW, the softmaxes, WritePositions and Bf16Rows write their inputs: stateful, so never pruned,
 // merged or cached.
@@ -689,7 +586,7 @@ static napi_value RegisterFusedOps(napi_env env, napi_callback_info info) {
   napi_value result;
   if (!done) {
     done = true;
-    const char* missing = resolve();
+    const char* missing = tf_resolve();
     if (missing) snprintf(error, sizeof error, "TensorFlow has no %s", missing);
     for (int k = 0; !missing && k < N_OPS; k++) {
       const struct op_spec* o = &OPS[k];

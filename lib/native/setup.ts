@@ -72,10 +72,13 @@ for whl in sorted(glob.glob(os.path.join(dl, '*.whl'))):
                 dst.write(b)
 `;
 
-/** The package's own addon: its C sources in lib/native/ (fused_ops.c needs float contraction off: the same bits as tfjs). */
-const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c', 'gemv.c', 'gemv.h', 'parallel.c', 'parallel.h', 'kernels.h', 'kernels_base.c', 'kernels_avx2.c', 'kernels_avx512.c', 'vec16.h', 'rows.inc', 'decode_attention.inc'];
+/**
+ * The package's own addon: its C sources in lib/native/ (fused_ops.c needs float contraction off: the same bits as
+ * tfjs; only the N-API entry point is exported, so no name of ours can clash with another library's in the process).
+ */
+const QUIET_SOURCES = ['quiet_dlopen.c', 'fused_ops.c', 'gemv.c', 'gemv.h', 'parallel.c', 'parallel.h', 'kernels.h', 'kernels_base.c', 'kernels_avx2.c', 'kernels_avx512.c', 'vec16.h', 'rows.inc', 'decode_attention.inc', 'tf_kernel_api.c', 'tf_kernel_api.h'];
 const QUIET_GYP = {
-  targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off', '-Wno-psabi'], libraries: ['-ldl', '-lpthread', '-lm'] }],
+  targets: [{ target_name: 'glm46v_quiet', sources: QUIET_SOURCES, cflags: ['-O2', '-ffp-contract=off', '-fvisibility=hidden', '-Wno-psabi'], libraries: ['-ldl', '-lpthread', '-lm'] }],
 };
 
 export interface SetupOptions {
@@ -257,10 +260,11 @@ function build(opts: SetupOptions, log: (l: string) => void): NativeStatus {
 /** Whether the built quiet addon was built from this package's sources (an update that changed them rebuilds). */
 function quietAddonCurrent(): boolean {
   const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined);
-  return QUIET_SOURCES.every((f) => {
+  const sources = QUIET_SOURCES.every((f) => {
     const built = read(path.join(nativeDir(), 'quiet', f));
     return built !== undefined && built === read(path.join(packageRoot(), 'lib', 'native', f));
   });
+  return sources && read(path.join(nativeDir(), 'quiet', 'binding.gyp')) === JSON.stringify(QUIET_GYP);
 }
 
 /** Builds (or keeps) the native backend and records the outcome in native/status.json; never throws for a missing
