@@ -426,7 +426,7 @@ static void softmax_compute(void* kernel, TF_OpKernelContext* ctx) {
   } else {
     const int64_t counts[2] = {n, mcount * a.S};
     if (get_inputs(ctx, "Glm46vSoftmax", n_in, counts, in, status)) {
-      a.x = a.y = (float*)tf.TensorData(in[0]), a.mask = n_in == 2 ? (const float*)tf.TensorData(in[1]) : NULL;
+      a.x = (float*)tf.TensorData(in[0]), a.mask = n_in == 2 ? (const float*)tf.TensorData(in[1]) : NULL;
       parallel_for(n / a.S, (1 << 15) / a.S + 1, softmax_rows, &a);
     }
   }

@@ -62,9 +62,8 @@ struct silu_args {
 void silu_rows(const void* args, int64_t from, int64_t to);
 
 struct softmax_args {
-  const float* x;     // [..., S] (y may be x itself)
+  float* x;           // [..., S], written over with its softmax
   const float* mask;  // additive, broadcast to x's shape (dims of 1 repeat), or NULL
-  float* y;
   int64_t S;
   int rank;             // leading dims of x (at most 7)
   int64_t dims[7];      // x's leading dims
